@@ -1,0 +1,66 @@
+"""``LogisticsProvider`` over the carrier's REST tracking API (see ``sandbox.carrier`` for
+the wire format)."""
+
+from __future__ import annotations
+
+from pydantic import AwareDatetime, BaseModel
+
+from connectors.errors import require_text
+from connectors.http import RestConnector, path_segment
+from models.customer360 import Shipment, ShipmentStatus, TrackingEvent
+
+_STATUS = {
+    "LABEL_CREATED": ShipmentStatus.label_created,
+    "IN_TRANSIT": ShipmentStatus.in_transit,
+    "OUT_FOR_DELIVERY": ShipmentStatus.out_for_delivery,
+    "DELIVERED": ShipmentStatus.delivered,
+    "EXCEPTION": ShipmentStatus.exception,
+    "LOST": ShipmentStatus.lost,
+}
+
+
+class _Checkpoint(BaseModel):
+    timestamp: AwareDatetime
+    location: str
+    description: str
+    status: str
+
+
+class _Tracking(BaseModel):
+    tracking_number: str
+    carrier: str
+    status: str
+    promised_delivery_date: AwareDatetime | None = None
+    estimated_delivery: AwareDatetime | None = None
+    delivered_at: AwareDatetime | None = None
+    delay_hours: float = 0.0
+    checkpoints: list[_Checkpoint] = []
+
+
+def _status(code: str) -> ShipmentStatus:
+    return _STATUS.get(code.upper(), ShipmentStatus.unknown)
+
+
+class RestLogisticsProvider(RestConnector):
+    """``LogisticsProvider`` for the carrier's REST API. Thread-safe."""
+
+    system = "carrier"
+
+    def track_shipment(self, tracking_number: str) -> Shipment:
+        require_text(self.system, tracking_number=tracking_number)
+        raw = self._parse(_Tracking, self._call("GET", f"/shipments/{path_segment(tracking_number)}"))
+        events = sorted(
+            (TrackingEvent(time=c.timestamp, location=c.location, description=c.description, status=_status(c.status))
+             for c in raw.checkpoints),
+            key=lambda e: e.time,
+        )
+        return Shipment(
+            tracking_number=raw.tracking_number,
+            carrier=raw.carrier,
+            status=_status(raw.status),
+            events=events,
+            promised_delivery=raw.promised_delivery_date,
+            estimated_delivery=raw.estimated_delivery,
+            delivered_at=raw.delivered_at,
+            delay_hours=max(0.0, raw.delay_hours),
+        )

@@ -1,0 +1,87 @@
+"""What ticketflow needs from each kind of external system.
+
+One protocol per domain; a deployment picks an implementation by name in settings
+(``connectors.registry``). Every method is synchronous and blocking: connectors run in
+sync activities on the worker's thread pool. Implementations are safe to share between
+threads, return the contracts of ``models.customer360`` and raise only
+``connectors.errors.ConnectorError`` subclasses.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from models.customer360 import (
+    Customer,
+    ExternalComment,
+    ExternalTicket,
+    Order,
+    OutboundMessage,
+    Refund,
+    Shipment,
+)
+
+
+@runtime_checkable
+class OrderSystem(Protocol):
+    """The ERP: customers, orders and refunds."""
+
+    def get_customer(self, customer_id: str) -> Customer: ...
+
+    def get_order(self, order_id: str) -> Order: ...
+
+    def list_orders(self, customer_id: str) -> list[Order]:
+        """The customer's orders, newest first; empty for a customer without orders."""
+        ...
+
+    def create_refund(self, order_id: str, amount: Decimal, reason: str, idempotency_key: str) -> Refund:
+        """Refund ``amount`` of the order.
+
+        Calling again with the same ``idempotency_key`` returns the refund created the first
+        time and never refunds twice, so an activity may retry after a timeout.
+        """
+        ...
+
+    def get_refund(self, refund_id: str) -> Refund: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class LogisticsProvider(Protocol):
+    """A carrier's tracking service."""
+
+    def track_shipment(self, tracking_number: str) -> Shipment: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class TicketSystem(Protocol):
+    """Another helpdesk the organisation still uses."""
+
+    def find_tickets(self, customer_id: str) -> list[ExternalTicket]: ...
+
+    def mirror_ticket(self, ticket_id: str, customer_id: str, subject: str, body: str) -> ExternalTicket:
+        """Create the helpdesk copy of ticketflow ticket ``ticket_id``; idempotent by that id."""
+        ...
+
+    def add_comment(self, external_ticket_id: str, text: str, idempotency_key: str) -> ExternalComment: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class MessagingChannel(Protocol):
+    """A chat platform ticketflow answers customers through.
+
+    Inbound messages arrive on ticketflow's webhook and are checked with
+    ``connectors.signing.verify_signature``.
+    """
+
+    def send_reply(self, conversation_id: str, text: str, idempotency_key: str) -> OutboundMessage:
+        """Post ``text`` into the conversation; the same key never posts twice."""
+        ...
+
+    def close(self) -> None: ...
