@@ -1,0 +1,136 @@
+"""Agent tasks: the human steps of a ticket workflow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import JSON, Column
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from models.ticket import Priority
+
+
+class TaskStatus(StrEnum):
+    open = "open"  # waiting in its queue for an agent
+    claimed = "claimed"  # an agent is working on it
+    completed = "completed"
+    cancelled = "cancelled"  # the ticket moved on without it (e.g. closed)
+
+
+class TaskOutcome(StrEnum):
+    resolve = "resolve"  # reply sent, issue solved
+    ask_customer = "ask_customer"  # reply sent, waiting for the customer's answer
+    escalate = "escalate"  # hand to the supervisors' queue with raised priority
+    transfer = "transfer"  # hand to another queue
+
+
+OUTCOMES_NEEDING_REPLY = {TaskOutcome.resolve, TaskOutcome.ask_customer}
+
+
+class TaskSnapshot(BaseModel):
+    """A task as the workflow holds it and projects it into the read model."""
+
+    task_id: str
+    ticket_id: str
+    workflow_id: str
+    kind: str = "handle_ticket"
+    queue: str
+    priority: Priority
+    status: TaskStatus = TaskStatus.open
+    assignee: str | None = None
+    created_at: datetime
+    claimed_at: datetime | None = None
+    completed_at: datetime | None = None
+    outcome: TaskOutcome | None = None
+    reply: str | None = None
+    allowed_outcomes: list[TaskOutcome] = Field(default_factory=lambda: list(TaskOutcome))
+    revision: int = 0
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- update inputs -----------------------------------------------------------------------
+
+
+class ClaimTask(BaseModel):
+    task_id: str
+    agent: str
+
+
+class ReleaseTask(BaseModel):
+    task_id: str
+    agent: str
+
+
+class CompleteTask(BaseModel):
+    task_id: str
+    agent: str
+    outcome: TaskOutcome
+    reply: str | None = Field(default=None, max_length=20_000)
+    queue: str | None = Field(default=None, description="Target queue for outcome `transfer`.")
+
+
+# --- API schemas -------------------------------------------------------------------------
+
+
+class TaskCompletion(BaseModel):
+    outcome: TaskOutcome
+    reply: str | None = Field(
+        default=None, max_length=20_000, description="Text sent to the customer; required for resolve and ask_customer."
+    )
+    queue: str | None = Field(default=None, pattern=r"^[a-z0-9_-]+$", description="Target queue for transfer.")
+
+    @model_validator(mode="after")
+    def _reply_and_queue(self) -> "TaskCompletion":
+        if self.outcome in OUTCOMES_NEEDING_REPLY and not (self.reply and self.reply.strip()):
+            raise ValueError(f"reply is required when outcome is {self.outcome.value}")
+        if self.outcome == TaskOutcome.transfer and not self.queue:
+            raise ValueError("queue is required when outcome is transfer")
+        return self
+
+
+class TaskPublic(BaseModel):
+    id: str
+    ticket_id: str
+    workflow_id: str
+    kind: str
+    queue: str
+    priority: Priority
+    status: TaskStatus
+    assignee: str | None
+    created_at: datetime
+    claimed_at: datetime | None
+    completed_at: datetime | None
+    outcome: TaskOutcome | None
+    allowed_outcomes: list[TaskOutcome]
+    context: dict[str, Any]
+
+
+class TaskPage(BaseModel):
+    items: list[TaskPublic]
+    next_cursor: str | None
+
+
+# --- read model --------------------------------------------------------------------------
+
+
+class Task(SQLModel, table=True):
+    id: str = SQLField(primary_key=True, max_length=80)
+    ticket_id: str = SQLField(index=True, max_length=64)
+    workflow_id: str = SQLField(max_length=80)
+    kind: str = SQLField(max_length=40)
+    queue: str = SQLField(index=True, max_length=50)
+    priority: str = SQLField(max_length=20)
+    status: str = SQLField(index=True, max_length=20)
+    assignee: str | None = SQLField(default=None, index=True, max_length=100)
+    created_at: datetime = SQLField(index=True)
+    claimed_at: datetime | None = None
+    completed_at: datetime | None = None
+    outcome: str | None = SQLField(default=None, max_length=30)
+    reply: str | None = None
+    allowed_outcomes: list[str] = SQLField(default_factory=list, sa_column=Column(JSON, nullable=False))
+    revision: int = 0
+    context: dict = SQLField(default_factory=dict, sa_column=Column(JSON, nullable=False))

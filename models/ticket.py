@@ -1,0 +1,197 @@
+"""Tickets: the contracts a ticket workflow is started and queried with, the API schemas,
+and the read-model table."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import JSON, Column
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+
+class TicketStatus(StrEnum):
+    new = "new"
+    bot_answered = "bot_answered"
+    awaiting_agent = "awaiting_agent"
+    in_progress = "in_progress"
+    waiting_customer = "waiting_customer"
+    resolved = "resolved"
+    closed = "closed"
+
+
+class Priority(StrEnum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    urgent = "urgent"
+
+    def raised(self) -> "Priority":
+        order = list(Priority)
+        return order[min(order.index(self) + 1, len(order) - 1)]
+
+
+class Channel(StrEnum):
+    web = "web"
+    email = "email"
+    chat = "chat"
+    phone = "phone"
+    api = "api"
+
+
+# --- API schemas -------------------------------------------------------------------------
+
+
+class TicketBase(BaseModel):
+    customer_id: str = Field(min_length=1, max_length=100)
+    subject: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1, max_length=20_000)
+    channel: Channel = Channel.web
+    order_id: str | None = Field(default=None, max_length=100)
+    priority: Priority = Priority.normal
+    department: str = Field(default="general", min_length=1, max_length=50, pattern=r"^[a-z0-9_-]+$")
+
+
+class TicketCreate(TicketBase):
+    external_ref: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The caller's id for this issue. Sending the same value again returns the same "
+        "ticket instead of opening a second one, so retries are safe.",
+    )
+
+
+class TicketCreated(BaseModel):
+    id: str
+    status: TicketStatus
+    workflow_id: str
+
+
+# --- workflow contracts ------------------------------------------------------------------
+
+
+class TicketPolicy(BaseModel):
+    """Timings the workflow needs; taken from settings when the ticket is opened so that
+    replays see the values the original run saw."""
+
+    auto_close_after: timedelta = timedelta(days=3)
+    customer_reply_timeout: timedelta = timedelta(days=7)
+
+
+class TicketInput(TicketBase):
+    ticket_id: str
+    external_ref: str | None = None
+    opened_at: datetime
+    policy: TicketPolicy = TicketPolicy()
+
+
+class CustomerMessage(BaseModel):
+    """A message from the customer on an open ticket (sent as a signal)."""
+
+    message_id: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, max_length=20_000)
+    sent_at: datetime | None = None
+
+
+class ConversationEntry(BaseModel):
+    id: str
+    direction: str  # "in" from the customer, "out" to the customer
+    author: str
+    text: str
+    at: datetime
+
+
+class TimelineEvent(BaseModel):
+    """One decision or change, kept on the ticket so people can see what happened and why."""
+
+    at: datetime
+    kind: str
+    detail: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class TicketSnapshot(BaseModel):
+    """The whole current state of a ticket: what the workflow projects into the read model and
+    what its `state` query returns."""
+
+    ticket_id: str
+    workflow_id: str
+    customer_id: str
+    subject: str
+    body: str
+    channel: Channel
+    order_id: str | None
+    priority: Priority
+    department: str
+    external_ref: str | None
+    status: TicketStatus
+    opened_at: datetime
+    updated_at: datetime
+    revision: int
+    resolution: str | None = None
+    conversation: list[ConversationEntry] = Field(default_factory=list)
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- read model --------------------------------------------------------------------------
+
+
+class Ticket(SQLModel, table=True):
+    id: str = SQLField(primary_key=True, max_length=64)
+    workflow_id: str = SQLField(max_length=80)
+    customer_id: str = SQLField(index=True, max_length=100)
+    subject: str = SQLField(max_length=300)
+    body: str
+    channel: str = SQLField(max_length=20)
+    order_id: str | None = SQLField(default=None, max_length=100)
+    priority: str = SQLField(max_length=20)
+    department: str = SQLField(index=True, max_length=50)
+    external_ref: str | None = SQLField(default=None, unique=True, max_length=200)
+    status: str = SQLField(index=True, max_length=30)
+    opened_at: datetime = SQLField(index=True)
+    updated_at: datetime
+    revision: int = 0
+    resolution: str | None = None
+    conversation: list[dict] = SQLField(default_factory=list, sa_column=Column(JSON, nullable=False))
+    timeline: list[dict] = SQLField(default_factory=list, sa_column=Column(JSON, nullable=False))
+    context: dict = SQLField(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class TicketPublic(BaseModel):
+    id: str
+    workflow_id: str
+    customer_id: str
+    subject: str
+    body: str
+    channel: Channel
+    order_id: str | None
+    priority: Priority
+    department: str
+    external_ref: str | None
+    status: TicketStatus
+    opened_at: datetime
+    updated_at: datetime
+    resolution: str | None = None
+    conversation: list[ConversationEntry] = Field(default_factory=list)
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class TicketSummary(BaseModel):
+    id: str
+    customer_id: str
+    subject: str
+    status: TicketStatus
+    priority: Priority
+    department: str
+    opened_at: datetime
+    updated_at: datetime
+
+
+class TicketPage(BaseModel):
+    items: list[TicketSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")

@@ -1,0 +1,77 @@
+"""The one place ticketflow reads its configuration from the environment.
+
+Every setting is an environment variable with the ``TICKETFLOW_`` prefix (or a line in a
+``.env`` file). Workflow code never imports this module: values a workflow needs travel in
+its input, so a replay months later sees exactly what the original run saw.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TICKETFLOW_", env_file=".env", extra="ignore")
+
+    temporal_address: str | None = Field(
+        default=None,
+        description="host:port of a Temporal frontend. Unset: `ticketflow up` starts the embedded dev server.",
+    )
+    temporal_namespace: str = Field(default="default", description="Temporal namespace for all workflows.")
+    task_queue: str = Field(default="ticketflow", description="Task queue of the ticket workflows and their activities.")
+    data_dir: Path = Field(default=ROOT / "var", description="Where the embedded Temporal and SQLite files live.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the read model, e.g. postgresql+psycopg://user@host/db. "
+        "Unset: a SQLite file in the data directory.",
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address the HTTP API binds to.")
+    api_port: int = Field(default=8000, description="Port of the HTTP API.")
+    temporal_port: int = Field(default=7233, description="Port of the embedded Temporal dev server.")
+    temporal_ui_port: int = Field(default=8233, description="Port of the embedded Temporal Web UI.")
+    auto_close_after: timedelta = Field(
+        default=timedelta(days=3),
+        description="Quiet period after which a resolved ticket closes (ISO 8601 duration or seconds).",
+    )
+    customer_reply_timeout: timedelta = Field(
+        default=timedelta(days=7),
+        description="How long a ticket waits for the customer before it is resolved as unanswered.",
+    )
+    activity_threads: int = Field(default=16, description="Thread pool size for blocking activities per worker.")
+
+    # External systems. A system whose URL is unset is not consulted at all.
+    orders_system: str = Field(default="soap", description="Order system implementation (registered connector name).")
+    orders_url: str | None = Field(default=None, description="Endpoint of the order system (the ERP's SOAP address).")
+    orders_username: str | None = Field(default=None, description="User for the order system.")
+    orders_password: SecretStr | None = Field(default=None, description="Password for the order system.")
+    logistics_system: str = Field(default="rest", description="Logistics provider implementation.")
+    logistics_url: str | None = Field(default=None, description="Base URL of the carrier tracking API.")
+    logistics_api_key: SecretStr | None = Field(default=None, description="API key for the carrier tracking API.")
+    helpdesk_system: str = Field(default="rest", description="External helpdesk implementation.")
+    helpdesk_url: str | None = Field(default=None, description="Base URL of the external helpdesk API.")
+    helpdesk_api_key: SecretStr | None = Field(default=None, description="API key for the external helpdesk.")
+    messaging_system: str = Field(default="rest", description="Messaging channel implementation.")
+    messaging_url: str | None = Field(default=None, description="Base URL of the messaging platform (outbound replies).")
+    messaging_api_key: SecretStr | None = Field(default=None, description="API key for the messaging platform.")
+    messaging_webhook_secret: SecretStr | None = Field(
+        default=None, description="Shared secret that signs inbound chat webhooks. Unset: the webhook is disabled."
+    )
+    connector_timeout: float = Field(default=10.0, description="Seconds one call to an external system may take.")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'ticketflow.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
