@@ -14,6 +14,7 @@ class CustomerNotification(BaseModel):
     ticket_id: str
     customer_id: str
     channel: Channel
+    conversation_id: str | None = Field(default=None, description="Chat conversation to answer in, if any.")
     text: str
     author: str
     idempotency_key: str = Field(description="Same key, same message: retries never send twice.")

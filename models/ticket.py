@@ -84,6 +84,7 @@ class TicketPolicy(BaseModel):
 class TicketInput(TicketBase):
     ticket_id: str
     external_ref: str | None = None
+    conversation_id: str | None = Field(default=None, description="Chat conversation the ticket came from.")
     opened_at: datetime
     policy: TicketPolicy = TicketPolicy()
 
@@ -131,6 +132,7 @@ class TicketSnapshot(BaseModel):
     opened_at: datetime
     updated_at: datetime
     revision: int
+    conversation_id: str | None = None
     resolution: str | None = None
     conversation: list[ConversationEntry] = Field(default_factory=list)
     timeline: list[TimelineEvent] = Field(default_factory=list)

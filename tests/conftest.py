@@ -13,7 +13,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from cli.embedded import temporal_cli, temporal_test_server
+from api.auth import create_token
 from migrations import upgrade
+from models.auth import Role
 from models.db import Database
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -106,6 +108,22 @@ def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
     yield database
     database.dispose()
+
+
+USERS = [
+    ("admin", Role.admin, ""),
+    ("sam", Role.supervisor, ""),
+    ("ana", Role.agent, "logistics"),
+    ("bob", Role.agent, "logistics"),
+    ("gil", Role.agent, "billing"),
+    ("cust-1", Role.customer, ""),
+    ("cust-2", Role.customer, ""),
+]
+
+
+@pytest.fixture(scope="session")
+def tokens(db: Database) -> dict[str, str]:
+    return {user: db.call(create_token, user=user, role=role, department=dept) for user, role, dept in USERS}
 
 
 @pytest.fixture

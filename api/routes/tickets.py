@@ -1,0 +1,170 @@
+"""Tickets: open one, list, read, and add a customer message."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import BaseModel, Field
+from temporalio.client import WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import AuthorizerDep, CurrentUser, DbDep, SettingsDep, TemporalDep, require, require_scope
+from models import readmodel
+from models.db import DatabaseUnavailable, utcnow
+from models.ticket import (
+    CustomerMessage,
+    TicketCreate,
+    TicketCreated,
+    TicketInput,
+    TicketPage,
+    TicketPolicy,
+    TicketPublic,
+    TicketSnapshot,
+    TicketStatus,
+)
+from policies import Resource
+from workflows.ticket import TicketWorkflow, workflow_id_for
+
+log = logging.getLogger("ticketflow.api.tickets")
+router = APIRouter(prefix="/tickets", tags=["tickets"])
+
+# Ticket ids for requests with an external_ref are derived from it, so every retry of the
+# same request addresses the same workflow id and Temporal itself refuses a second start.
+EXTERNAL_REF_NAMESPACE = uuid.UUID("6f1c2b1e-5d0e-4a53-9a43-3c1f1b7d8e21")
+
+
+def ticket_id_for(external_ref: str | None) -> str:
+    if external_ref:
+        return uuid.uuid5(EXTERNAL_REF_NAMESPACE, external_ref).hex
+    return uuid.uuid4().hex
+
+
+async def _existing_ticket(db, client, ticket_id: str) -> TicketSnapshot | TicketPublic | None:
+    row = await db.run(readmodel.get_ticket, ticket_id)
+    if row is not None:
+        return readmodel.ticket_public(row)
+    # Started moments ago and not projected yet: ask the workflow itself.
+    try:
+        return await client.get_workflow_handle(workflow_id_for(ticket_id)).query(TicketWorkflow.state)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TicketCreated,
+    responses={200: {"model": TicketCreated, "description": "Same external_ref as an existing ticket: that ticket."},
+               409: {"description": "external_ref belongs to another customer's ticket"}},
+    summary="Open a ticket (starts its workflow)",
+)
+async def create_ticket(
+    body: TicketCreate, user: CurrentUser, db: DbDep, client: TemporalDep, settings: SettingsDep,
+    authorizer: AuthorizerDep, response: Response,
+) -> TicketCreated:
+    require(authorizer, user, "create", Resource("ticket", owner=body.customer_id, department=body.department))
+    ticket_id = ticket_id_for(body.external_ref)
+    workflow_id = workflow_id_for(ticket_id)
+    inp = TicketInput(
+        **body.model_dump(), ticket_id=ticket_id, opened_at=utcnow(),
+        policy=TicketPolicy(auto_close_after=settings.auto_close_after,
+                            customer_reply_timeout=settings.customer_reply_timeout),
+    )
+    try:
+        await client.start_workflow(
+            TicketWorkflow.run, inp, id=workflow_id, task_queue=settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    except WorkflowAlreadyStartedError:
+        existing = await _existing_ticket(db, client, ticket_id)
+        if existing is None:  # the id is taken but the ticket is gone (history expired)
+            raise HTTPException(status.HTTP_409_CONFLICT, "external_ref was used by a ticket that no longer exists")
+        if existing.customer_id != body.customer_id:
+            raise HTTPException(status.HTTP_409_CONFLICT, "external_ref is already used by another ticket")
+        response.status_code = status.HTTP_200_OK
+        return TicketCreated(id=ticket_id, status=existing.status, workflow_id=workflow_id)
+
+    # Read-your-writes for the caller. If this insert fails the ticket still exists (its
+    # workflow is durable and projects itself as soon as the database is back).
+    try:
+        await db.run(readmodel.upsert_ticket, _initial_snapshot(inp, workflow_id))
+    except DatabaseUnavailable as exc:
+        log.warning("ticket %s started; read model insert deferred to the workflow: %s", ticket_id, exc)
+    return TicketCreated(id=ticket_id, status=TicketStatus.new, workflow_id=workflow_id)
+
+
+def _initial_snapshot(inp: TicketInput, workflow_id: str) -> TicketSnapshot:
+    return TicketSnapshot(
+        **inp.model_dump(exclude={"ticket_id", "opened_at", "policy"}),
+        ticket_id=inp.ticket_id, workflow_id=workflow_id, status=TicketStatus.new,
+        opened_at=inp.opened_at, updated_at=inp.opened_at, revision=0,
+    )
+
+
+@router.get("", response_model=TicketPage, summary="List tickets, newest first")
+async def list_tickets(
+    user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
+    status_: Annotated[TicketStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> TicketPage:
+    scope = require_scope(authorizer, user, "read", "ticket")
+    items, next_cursor = await db.run(
+        readmodel.list_tickets, limit=limit, cursor=cursor, status=status_.value if status_ else None,
+        customer_id=user.name if scope == "own" else None,
+        department=user.department if scope == "department" else None,
+    )
+    return TicketPage(items=items, next_cursor=next_cursor)
+
+
+async def _readable_ticket(ticket_id: str, user, db, authorizer, action: str = "read"):
+    row = await db.run(readmodel.get_ticket, ticket_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
+    require(authorizer, user, action, Resource("ticket", owner=row.customer_id, department=row.department))
+    return row
+
+
+@router.get("/{ticket_id}", response_model=TicketPublic, summary="A ticket's current state, conversation and timeline")
+async def get_ticket(ticket_id: str, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep) -> TicketPublic:
+    return readmodel.ticket_public(await _readable_ticket(ticket_id, user, db, authorizer))
+
+
+class MessageCreate(BaseModel):
+    text: str = Field(min_length=1, max_length=20_000)
+    message_id: str | None = Field(
+        default=None, max_length=200, description="The sender's id for this message; a repeat is ignored."
+    )
+
+
+class MessageAccepted(BaseModel):
+    ticket_id: str
+    message_id: str
+
+
+@router.post("/{ticket_id}/messages", status_code=status.HTTP_202_ACCEPTED, response_model=MessageAccepted,
+             summary="Add a customer message (reopens a resolved ticket)")
+async def add_message(
+    ticket_id: str, body: MessageCreate, user: CurrentUser, db: DbDep, client: TemporalDep,
+    authorizer: AuthorizerDep,
+) -> MessageAccepted:
+    row = await _readable_ticket(ticket_id, user, db, authorizer, action="message")
+    if row.status == TicketStatus.closed:
+        raise HTTPException(status.HTTP_409_CONFLICT, "ticket is closed: open a new ticket instead")
+    message_id = body.message_id or uuid.uuid4().hex
+    handle: WorkflowHandle = client.get_workflow_handle(row.workflow_id)
+    try:
+        await handle.signal(TicketWorkflow.customer_message, CustomerMessage(message_id=message_id, text=body.text))
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(status.HTTP_409_CONFLICT, "ticket is closed: open a new ticket instead") from err
+        raise
+    return MessageAccepted(ticket_id=ticket_id, message_id=message_id)

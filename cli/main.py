@@ -1,0 +1,116 @@
+"""`ticketflow`: run the stack, its parts, and administer it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from models.auth import Role
+from settings import Settings, get_settings
+
+app = typer.Typer(help="ticketflow: every customer issue as a durable Temporal workflow.", no_args_is_help=True,
+                  add_completion=False)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+db_app = typer.Typer(help="The read-model database.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(db_app, name="db")
+
+log = logging.getLogger("ticketflow")
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all database migrations (safe to run again)."""
+    from migrations import upgrade
+
+    settings = get_settings()
+    upgrade(settings.effective_database_url)
+    typer.echo("database is up to date")
+
+
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Option(help="User name; for customers, their customer id.")],
+    role: Annotated[Role, typer.Option(help="What the token may do (see policies/policy.csv).")],
+    department: Annotated[str, typer.Option(help="Department (= task queue) of an agent or supervisor.")] = "",
+) -> None:
+    """Create an API token and print it on stdout (it is stored only as a hash)."""
+    from api.auth import create_token
+    from migrations import upgrade
+    from models.db import Database
+
+    settings = get_settings()
+    upgrade(settings.effective_database_url)
+    db = Database(settings.effective_database_url)
+    token = db.call(create_token, user=user, role=role, department=department)
+    db.dispose()
+    typer.echo(token)
+
+
+@app.command()
+def worker(verbose: bool = False) -> None:
+    """Run a worker against TICKETFLOW_TEMPORAL_ADDRESS (run as many as you need)."""
+    from migrations import upgrade
+    from worker import run_worker
+
+    _logging(verbose)
+    settings = get_settings()
+    upgrade(settings.effective_database_url)
+    asyncio.run(run_worker(settings))
+
+
+@app.command()
+def api(verbose: bool = False) -> None:
+    """Serve the HTTP API on TICKETFLOW_API_HOST:TICKETFLOW_API_PORT."""
+    import uvicorn
+
+    from api.main import create_app
+    from migrations import upgrade
+
+    _logging(verbose)
+    settings = get_settings()
+    upgrade(settings.effective_database_url)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+
+
+@app.command()
+def sandbox(seed: int = 7) -> None:
+    """Serve the sandbox ERP (SOAP), carrier, helpdesk and messaging systems on loopback."""
+    from sandbox.__main__ import main as sandbox_main
+
+    raise typer.Exit(sandbox_main(["--seed", str(seed)]))
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="Create demo tokens and tickets on first start.")] = True,
+    sandbox_systems: Annotated[bool, typer.Option("--sandbox/--no-sandbox",
+                                                  help="Start the sandbox external systems.")] = True,
+    verbose: bool = False,
+) -> None:
+    """Run everything on one machine: Temporal (embedded unless TICKETFLOW_TEMPORAL_ADDRESS is
+    set), the sandbox systems, a worker and the API. Ctrl-C stops it all; state persists in
+    the data directory, so the next `up` carries on where this one stopped."""
+    _logging(verbose)
+    from cli.stack import run_stack
+
+    raise typer.Exit(asyncio.run(run_stack(get_settings(), demo=demo, with_sandbox=sandbox_systems)))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

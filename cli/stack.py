@@ -1,0 +1,161 @@
+"""`ticketflow up`: the whole stack on one machine.
+
+Temporal runs as a child process (the real dev server, persisting to a SQLite file in the
+data directory); the sandbox systems, a worker and the API share this process. Ctrl-C stops
+the API, then the worker, then the sandbox and Temporal. Nothing is lost: workflows live in
+Temporal's file and carry on at the next `up`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import subprocess
+
+import httpx
+import uvicorn
+
+from api.main import create_app
+from cli.embedded import start_dev_server, stop_process
+from migrations import upgrade
+from models.auth import Role
+from models.db import Database
+from settings import Settings
+from worker import connect, run_worker
+
+log = logging.getLogger("ticketflow.up")
+
+DEMO_USERS = [
+    ("admin", Role.admin, ""),
+    ("sam", Role.supervisor, ""),
+    ("ana", Role.agent, "logistics"),
+    ("ben", Role.agent, "general"),
+    ("CUST-0001", Role.customer, ""),
+]
+
+DEMO_TICKETS = [
+    dict(external_ref="demo-late-parcel", customer_id="CUST-0001", order_id="ORD-1001", department="logistics",
+         subject="My delivery is late", body="My parcel for order ORD-1001 was due days ago. Where is it?"),
+    dict(external_ref="demo-lost-parcel", customer_id="CUST-0002", order_id="ORD-1002", department="logistics",
+         priority="high", subject="Parcel lost?", body="Tracking has not moved for a week. I want a refund."),
+    dict(external_ref="demo-address", customer_id="CUST-0003", department="general",
+         subject="Change my address", body="How do I change the delivery address on my account?"),
+]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises Ctrl-C once it has stopped; here the stack owns the signals so the
+    worker and Temporal can shut down in order after the API."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+def _sandbox_settings(settings: Settings, urls: dict[str, str], sandbox) -> Settings:  # noqa: ANN001
+    """Point every unset connector at the sandbox."""
+    updates = {}
+    if not settings.orders_url:
+        updates.update(orders_url=urls["erp"] + "/", orders_username=sandbox.erp_username,
+                       orders_password=sandbox.erp_password)
+    if not settings.logistics_url:
+        updates.update(logistics_url=urls["carrier"], logistics_api_key=sandbox.api_key)
+    if not settings.helpdesk_url:
+        updates.update(helpdesk_url=urls["helpdesk"], helpdesk_api_key=sandbox.api_key)
+    if not settings.messaging_url:
+        updates.update(messaging_url=urls["messaging"], messaging_api_key=sandbox.api_key,
+                       messaging_webhook_secret=settings.messaging_webhook_secret or sandbox.webhook_secret)
+    return settings.model_copy(update=updates)
+
+
+def _demo_tokens(settings: Settings, db: Database) -> dict[str, str]:
+    """Demo tokens are made once and kept in the data directory (local use only)."""
+    from api.auth import create_token
+
+    path = settings.data_dir / "demo-tokens.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    tokens = {user: db.call(create_token, user=user, role=role, department=dept) for user, role, dept in DEMO_USERS}
+    path.write_text(json.dumps(tokens, indent=2))
+    path.chmod(0o600)
+    return tokens
+
+
+async def _demo_tickets(base_url: str, token: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as http:
+        for ticket in DEMO_TICKETS:
+            r = await http.post("/tickets", json=ticket)
+            if r.status_code not in (200, 201):
+                log.warning("demo ticket %s: %s %s", ticket["external_ref"], r.status_code, r.text)
+
+
+async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    temporal_proc: subprocess.Popen | None = None
+    sandbox = None
+    try:
+        if settings.temporal_address is None:
+            log.info("starting embedded Temporal (data in %s)", settings.data_dir / "temporal.db")
+            temporal_proc = await asyncio.to_thread(
+                start_dev_server, settings.data_dir, port=settings.temporal_port, ui_port=settings.temporal_ui_port,
+                namespace=settings.temporal_namespace,
+            )
+        if with_sandbox:
+            from sandbox.run import DEFAULT_PORTS, start_sandbox
+
+            sandbox = await asyncio.to_thread(start_sandbox, ports=DEFAULT_PORTS)
+            settings = _sandbox_settings(settings, sandbox.urls, sandbox)
+
+        await asyncio.to_thread(upgrade, settings.effective_database_url)
+        db = Database(settings.effective_database_url)
+        client = await connect(settings)
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+
+        server = _Server(uvicorn.Config(create_app(settings, db=db, temporal=client), host=settings.api_host,
+                                               port=settings.api_port, log_level="warning"))
+        stop_worker = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
+        worker_task = asyncio.create_task(run_worker(settings, client, stop_worker))
+        api_task = asyncio.create_task(server.serve())
+        while not server.started:
+            if api_task.done():
+                await api_task
+                return 1
+            await asyncio.sleep(0.05)
+
+        print(f"\nticketflow is up\n  API      {api_url}  (OpenAPI docs at {api_url}/docs)", flush=True)
+        if temporal_proc is not None:
+            print(f"  Temporal 127.0.0.1:{settings.temporal_port}  (Web UI at http://127.0.0.1:{settings.temporal_ui_port})",
+                  flush=True)
+        if sandbox is not None:
+            print("  sandbox  " + "  ".join(f"{k}={v}" for k, v in sandbox.urls.items()), flush=True)
+        if demo:
+            tokens = await asyncio.to_thread(_demo_tokens, settings, db)
+            await _demo_tickets(api_url, tokens["admin"])
+            print(f"  demo tokens (also in {settings.data_dir / 'demo-tokens.json'}):", flush=True)
+            for user, token in tokens.items():
+                print(f"    {user:<10} {token}", flush=True)
+        print("Ctrl-C stops everything; state is kept for the next start.\n", flush=True)
+
+        done, _ = await asyncio.wait({worker_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        stop_worker.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await api_task
+        await worker_task
+        db.dispose()
+        return 0
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+        if temporal_proc is not None:
+            # The dev server got the same Ctrl-C; make sure it has finished writing.
+            with contextlib.suppress(Exception):
+                temporal_proc.send_signal(signal.SIGTERM)
+            stop_process(temporal_proc)
+        log.info("stopped")

@@ -1,0 +1,85 @@
+"""Authentication, and what callers see when Temporal or the database is down."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+from sqlmodel import select
+
+from api.main import create_app
+from harness import ticket_body, unique_ref
+from models.db import Database
+from models.ticket import Ticket
+from settings import Settings
+
+
+async def test_every_endpoint_but_healthz_needs_a_token(stack):
+    assert (await stack.http.get("/healthz")).status_code == 200
+    for method, path in [("get", "/tickets"), ("post", "/tickets"), ("get", "/tickets/x"), ("get", "/tasks"),
+                         ("post", "/tasks/x/claim"), ("post", "/tickets/x/messages")]:
+        r = await stack.http.request(method.upper(), path, json={})
+        assert r.status_code == 401, (method, path, r.status_code)
+        assert r.headers["www-authenticate"] == "Bearer"
+    r = await stack.http.get("/tickets", headers={"Authorization": "Bearer tf_not-a-real-token"})
+    assert r.status_code == 401 and "not valid" in r.json()["detail"]
+    r = await stack.http.get("/tickets", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert r.status_code == 401
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_temporal_down_is_503_and_writes_no_ticket(db, tokens):
+    settings = Settings(database_url=db.url, temporal_address=f"127.0.0.1:{_closed_port()}")
+    app = create_app(settings, db=db)
+    ref = unique_ref()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        r = await http.post("/tickets", json=ticket_body(external_ref=ref),
+                            headers={"Authorization": f"Bearer {tokens['admin']}"})
+        assert r.status_code == 503 and "Temporal" in r.json()["detail"]
+        assert r.headers["retry-after"]
+        health = await http.get("/healthz")
+        assert health.status_code == 503 and health.json()["checks"]["database"] == "ok"
+    assert db.call(lambda s: s.exec(select(Ticket).where(Ticket.external_ref == ref)).first()) is None
+
+
+async def test_database_down_is_503(dev_env, tokens):
+    dead = Database(f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/test?connect_timeout=2")
+    app = create_app(Settings(database_url=dead.url), db=dead, temporal=dev_env.client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        r = await http.post("/tickets", json=ticket_body(), headers={"Authorization": f"Bearer {tokens['admin']}"})
+        assert r.status_code == 503 and "database" in r.json()["detail"]
+    dead.dispose()
+
+
+async def test_reconciles_when_read_model_write_failed(stack, monkeypatch):
+    """Workflow started but the API's own insert failed: the ticket still appears (the workflow
+    projects itself) and a retry with the same external_ref returns it rather than a second."""
+    from models import readmodel
+    from models.db import DatabaseUnavailable
+
+    real_run = stack.db.run
+
+    async def failing_insert(fn, *args, **kwargs):
+        if fn is readmodel.upsert_ticket:
+            raise DatabaseUnavailable("simulated outage")
+        return await real_run(fn, *args, **kwargs)
+
+    monkeypatch.setattr(stack.db, "run", failing_insert)
+    ref = unique_ref()
+    first = await stack.http.post("/tickets", json=ticket_body(external_ref=ref), headers=stack.as_("cust-1"))
+    assert first.status_code == 201
+    monkeypatch.setattr(stack.db, "run", real_run)
+
+    retry = await stack.http.post("/tickets", json=ticket_body(external_ref=ref), headers=stack.as_("cust-1"))
+    assert retry.status_code == 200 and retry.json()["id"] == first.json()["id"]
+    from harness import eventually
+
+    async def projected():
+        return (await stack.http.get(f"/tickets/{first.json()['id']}", headers=stack.as_("cust-1"))).status_code == 200
+
+    await eventually(projected)

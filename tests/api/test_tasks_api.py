@@ -1,0 +1,113 @@
+"""Working tasks through the HTTP API: claim, release, complete, and who may."""
+
+from __future__ import annotations
+
+import asyncio
+
+from harness import eventually, open_task_for, ticket_body
+
+
+async def _new_task(stack, **overrides) -> dict:
+    r = await stack.http.post("/tickets", json=ticket_body(**overrides), headers=stack.as_("admin"))
+    assert r.status_code == 201, r.text
+    return await open_task_for(stack, r.json()["id"], user="sam")
+
+
+async def test_claim_then_complete_resolves_ticket(stack):
+    task = await _new_task(stack)
+    r = await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("ana"))
+    assert r.status_code == 200 and r.json()["assignee"] == "ana" and r.json()["status"] == "claimed"
+    # the read model reflects the claim as soon as the call returns
+    mine = (await stack.http.get("/tasks", params={"assignee": "me"}, headers=stack.as_("ana"))).json()["items"]
+    assert task["id"] in {t["id"] for t in mine}
+
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "resolve", "reply": "Fixed."},
+                              headers=stack.as_("ana"))
+    assert r.status_code == 200 and r.json()["status"] == "completed" and r.json()["outcome"] == "resolve"
+
+
+async def test_second_claim_is_409_and_changes_nothing(stack):
+    task = await _new_task(stack)
+    assert (await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("ana"))).status_code == 200
+    r = await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("bob"))
+    assert r.status_code == 409 and "already claimed by ana" in r.json()["detail"]
+    listed = (await stack.http.get("/tasks", params={"limit": 200}, headers=stack.as_("bob"))).json()["items"]
+    assert next(t for t in listed if t["id"] == task["id"])["assignee"] == "ana"
+
+
+async def test_concurrent_claims_have_exactly_one_winner(stack):
+    task = await _new_task(stack)
+    agents = ["ana", "bob", "sam"]
+    responses = await asyncio.gather(
+        *[stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_(a)) for a in agents]
+    )
+    assert sorted(r.status_code for r in responses) == [200, 409, 409], [r.text for r in responses]
+
+
+async def test_completing_unclaimed_or_foreign_task_is_409(stack):
+    task = await _new_task(stack)
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "resolve", "reply": "x"},
+                              headers=stack.as_("ana"))
+    assert r.status_code == 409 and "claim it" in r.json()["detail"]
+    await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("ana"))
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "resolve", "reply": "x"},
+                              headers=stack.as_("bob"))
+    assert r.status_code == 409 and "claimed by ana" in r.json()["detail"]
+    r = await stack.http.post(f"/tasks/{task['id']}/release", headers=stack.as_("bob"))
+    assert r.status_code == 409
+
+
+async def test_completion_input_is_validated(stack):
+    task = await _new_task(stack)
+    await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("ana"))
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "resolve"}, headers=stack.as_("ana"))
+    assert r.status_code == 422 and "reply is required" in r.text
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "vanish"}, headers=stack.as_("ana"))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "outcome"]
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "transfer"}, headers=stack.as_("ana"))
+    assert r.status_code == 422 and "queue is required" in r.text
+
+
+async def test_release_returns_task_to_queue(stack):
+    task = await _new_task(stack)
+    await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("ana"))
+    r = await stack.http.post(f"/tasks/{task['id']}/release", headers=stack.as_("ana"))
+    assert r.status_code == 200 and r.json()["status"] == "open" and r.json()["assignee"] is None
+    assert (await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("bob"))).status_code == 200
+
+
+async def test_agents_only_see_and_work_their_department(stack):
+    task = await _new_task(stack, department="logistics")
+    gil_sees = (await stack.http.get("/tasks", params={"limit": 200}, headers=stack.as_("gil"))).json()["items"]
+    assert all(t["queue"] == "billing" for t in gil_sees)
+    assert (await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("gil"))).status_code == 403
+    # a supervisor works any queue
+    assert (await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("sam"))).status_code == 200
+
+
+async def test_customers_cannot_touch_tasks(stack):
+    task = await _new_task(stack)
+    assert (await stack.http.get("/tasks", headers=stack.as_("cust-1"))).status_code == 403
+    assert (await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("cust-1"))).status_code == 403
+
+
+async def test_unknown_task_is_404(stack):
+    assert (await stack.http.post("/tasks/nope/claim", headers=stack.as_("ana"))).status_code == 404
+
+
+async def test_escalation_lands_in_supervisor_queue(stack):
+    task = await _new_task(stack, priority="high")
+    await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("ana"))
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "escalate"}, headers=stack.as_("ana"))
+    assert r.status_code == 200
+
+    async def escalated():
+        items = (await stack.http.get("/tasks", params={"queue": "supervisors", "status": "open", "limit": 200},
+                                      headers=stack.as_("sam"))).json()["items"]
+        return next((t for t in items if t["ticket_id"] == task["ticket_id"]), None)
+
+    second = await eventually(escalated)
+    assert second["priority"] == "urgent"
+    # logistics agents do not see the supervisors' queue
+    ana_sees = (await stack.http.get("/tasks", params={"queue": "supervisors"}, headers=stack.as_("ana"))).json()
+    assert ana_sees["items"] == []
