@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cli.history import history_app
 from models.auth import Role
 from settings import Settings, get_settings
 
@@ -20,6 +19,7 @@ token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 db_app = typer.Typer(help="The read-model database.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
+app.add_typer(history_app, name="history")
 
 log = logging.getLogger("ticketflow")
 
@@ -99,9 +99,10 @@ def up(
                                                   help="Start the sandbox external systems.")] = True,
     verbose: bool = False,
 ) -> None:
-    """Run everything on one machine: Temporal (embedded unless TICKETFLOW_TEMPORAL_ADDRESS is
-    set), the sandbox systems, a worker and the API. Ctrl-C stops it all; state persists in
-    the data directory, so the next `up` carries on where this one stopped."""
+    """Run everything on one machine: Temporal, sandbox systems, a worker and the API.
+
+    Temporal is embedded unless TICKETFLOW_TEMPORAL_ADDRESS is set. Ctrl-C stops it all; state persists in the data directory, so the next `up` carries on where this one stopped.
+    """
     _logging(verbose)
     from cli.stack import run_stack
 

@@ -8,6 +8,7 @@ again. Workflow code never asks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import logging
@@ -43,11 +44,19 @@ class _Subject:
 
 
 class Authorizer:
+    """Answers from the policy files loaded at start-up; restart to pick up policy changes."""
+
     def __init__(self, model_path: Path = MODEL_PATH, policy_path: Path = POLICY_PATH) -> None:
         self._enforcer = casbin.Enforcer(str(model_path), str(policy_path))
+        # Casbin compiles its matcher on every call; decisions only depend on these few
+        # strings, so remembering them takes authorization off the request's hot path.
+        self._decide = lru_cache(maxsize=65_536)(self._enforce)
+
+    def _enforce(self, name: str, role: str, department: str, action: str, resource: Resource) -> bool:
+        return bool(self._enforcer.enforce(_Subject(name, role, department), resource, action))
 
     def allowed(self, who: Principal, action: str, resource: Resource) -> bool:
-        return bool(self._enforcer.enforce(_Subject(who.name, who.role.value, who.department), resource, action))
+        return self._decide(who.name, who.role.value, who.department, action, resource)
 
     def scope(self, who: Principal, action: str, kind: str) -> str | None:
         """The widest scope in which `who` may perform `action` on `kind` objects, or None.
