@@ -12,6 +12,8 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from models.enums import Priority
+
 
 class TicketStatus(StrEnum):
     new = "new"
@@ -21,17 +23,6 @@ class TicketStatus(StrEnum):
     waiting_customer = "waiting_customer"
     resolved = "resolved"
     closed = "closed"
-
-
-class Priority(StrEnum):
-    low = "low"
-    normal = "normal"
-    high = "high"
-    urgent = "urgent"
-
-    def raised(self) -> "Priority":
-        order = list(Priority)
-        return order[min(order.index(self) + 1, len(order) - 1)]
 
 
 class Channel(StrEnum):

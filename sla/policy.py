@@ -13,27 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
-class Priority(StrEnum):
-    """Ticket priority, lowest first.
-
-    Same values as ``models.ticket.Priority``; redeclared because that module pulls in
-    SQLModel, and this package must stay importable from workflow code with pydantic only.
-    Either enum's members validate as the other's.
-    """
-
-    low = "low"
-    normal = "normal"
-    high = "high"
-    urgent = "urgent"
-
-    @property
-    def rank(self) -> int:
-        """Higher is more urgent; for ordering queues."""
-        return _PRIORITY_ORDER.index(self)
+from models.enums import Priority
 
 
-_PRIORITY_ORDER = list(Priority)
 
 
 class CustomerTier(StrEnum):
