@@ -16,6 +16,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
+from models.db import utcnow
+from models.events import ChangeEvent
 from models.task import Task, TaskPublic, TaskSnapshot
 from models.ticket import Ticket, TicketPublic, TicketSnapshot, TicketSummary
 
@@ -69,7 +71,17 @@ def ticket_row_values(snap: TicketSnapshot) -> dict[str, Any]:
 
 
 def upsert_ticket(session: Session, snap: TicketSnapshot) -> bool:
-    return _upsert(session, Ticket, ticket_row_values(snap))
+    changed = _upsert(session, Ticket, ticket_row_values(snap))
+    if changed:
+        _record_change(session, kind="ticket", ticket_id=snap.ticket_id, task_id=None, queue=snap.department,
+                       customer_id=snap.customer_id, status=snap.status.value, revision=snap.revision,
+                       payload={"priority": snap.priority.value, "subject": snap.subject})
+    return changed
+
+
+def _record_change(session: Session, **values: Any) -> None:
+    """Outbox row in the same transaction as the change it describes."""
+    session.add(ChangeEvent(at=utcnow(), **values))
 
 
 def upsert_task(session: Session, snap: TaskSnapshot) -> bool:
@@ -91,8 +103,21 @@ def upsert_task(session: Session, snap: TaskSnapshot) -> bool:
         "allowed_outcomes": data["allowed_outcomes"],
         "revision": snap.revision,
         "context": data["context"],
+        "skills": data["skills"],
+        "language": snap.language,
+        "customer_tier": snap.customer_tier,
+        "priority_rank": snap.priority.rank,
+        "due_at": snap.due_at,
+        "notes": data["notes"],
+        "routing": snap.routing,
     }
-    return _upsert(session, Task, values)
+    changed = _upsert(session, Task, values)
+    if changed:
+        _record_change(session, kind="task", ticket_id=snap.ticket_id, task_id=snap.task_id, queue=snap.queue,
+                       customer_id=None, status=snap.status.value, revision=snap.revision,
+                       payload={"assignee": snap.assignee, "priority": snap.priority.value,
+                                "due_at": data["due_at"], "outcome": data["outcome"]})
+    return changed
 
 
 # --- tickets -----------------------------------------------------------------------------

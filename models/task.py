@@ -31,6 +31,14 @@ class TaskOutcome(StrEnum):
 OUTCOMES_NEEDING_REPLY = {TaskOutcome.resolve, TaskOutcome.ask_customer}
 
 
+class TaskNote(BaseModel):
+    """An internal note on a task: seen by agents, never sent to the customer."""
+
+    author: str
+    text: str
+    at: datetime
+
+
 class TaskSnapshot(BaseModel):
     """A task as the workflow holds it and projects it into the read model."""
 
@@ -50,6 +58,12 @@ class TaskSnapshot(BaseModel):
     allowed_outcomes: list[TaskOutcome] = Field(default_factory=lambda: list(TaskOutcome))
     revision: int = 0
     context: dict[str, Any] = Field(default_factory=dict)
+    skills: list[str] = Field(default_factory=list, description="Skills the agent needs.")
+    language: str | None = None
+    customer_tier: str = "standard"
+    due_at: datetime | None = Field(default=None, description="When the ticket's next SLA target breaches.")
+    notes: list[TaskNote] = Field(default_factory=list)
+    routing: str | None = Field(default=None, description="Why the task went to its assignee, or why it waits.")
 
 
 # --- update inputs -----------------------------------------------------------------------
@@ -63,6 +77,30 @@ class ClaimTask(BaseModel):
 class ReleaseTask(BaseModel):
     task_id: str
     agent: str
+    reason: str | None = Field(default=None, description="Why, when the system releases it (agent offline, stale).")
+
+
+class AssignTask(BaseModel):
+    """Routing (or a supervisor) puts an open task in an agent's hands."""
+
+    task_id: str
+    agent: str
+    by: str = "routing"
+    reason: str = ""
+
+
+class ReassignTask(BaseModel):
+    """A supervisor moves a task to another agent, claimed or not."""
+
+    task_id: str
+    agent: str
+    by: str
+
+
+class AddNote(BaseModel):
+    task_id: str
+    author: str
+    text: str = Field(min_length=1, max_length=10_000)
 
 
 class CompleteTask(BaseModel):
@@ -107,6 +145,12 @@ class TaskPublic(BaseModel):
     outcome: TaskOutcome | None
     allowed_outcomes: list[TaskOutcome]
     context: dict[str, Any]
+    skills: list[str] = Field(default_factory=list)
+    language: str | None = None
+    customer_tier: str = "standard"
+    due_at: datetime | None = None
+    notes: list[TaskNote] = Field(default_factory=list)
+    routing: str | None = None
 
 
 class TaskPage(BaseModel):
@@ -134,3 +178,10 @@ class Task(SQLModel, table=True):
     allowed_outcomes: list[str] = SQLField(default_factory=list, sa_column=Column(JSON, nullable=False))
     revision: int = 0
     context: dict = SQLField(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    skills: list[str] = SQLField(default_factory=list, sa_column=Column(JSON, nullable=False))
+    language: str | None = SQLField(default=None, max_length=20)
+    customer_tier: str = SQLField(default="standard", max_length=20)
+    priority_rank: int = SQLField(default=1, index=True)
+    due_at: datetime | None = SQLField(default=None, index=True)
+    notes: list[dict] = SQLField(default_factory=list, sa_column=Column(JSON, nullable=False))
+    routing: str | None = None

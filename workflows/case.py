@@ -29,7 +29,18 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from models.steps import CustomerNotification, DeliveryReceipt
-    from models.task import ClaimTask, CompleteTask, ReleaseTask, TaskOutcome, TaskSnapshot, TaskStatus
+    from models.task import (
+        AddNote,
+        AssignTask,
+        ClaimTask,
+        CompleteTask,
+        ReassignTask,
+        ReleaseTask,
+        TaskNote,
+        TaskOutcome,
+        TaskSnapshot,
+        TaskStatus,
+    )
     from models.ticket import (
         ConversationEntry,
         CustomerMessage,
@@ -73,6 +84,7 @@ class CaseWorkflow:
         self.tasks: dict[str, TaskSnapshot] = {}
         self._seen_message_ids: set[str] = set()
         self._unanswered_messages = 0
+        self._task_events = 0
 
     # --- state and read model ------------------------------------------------------------
 
@@ -190,6 +202,7 @@ class CaseWorkflow:
         self.record("task_claimed", f"by {req.agent}", task_id=task.task_id, agent=req.agent)
         await self._publish_task(task)
         await self.publish()
+        self._task_changed(task)
         return task
 
     @claim_task.validator
@@ -205,9 +218,10 @@ class CaseWorkflow:
         task = self.tasks[req.task_id]
         self._change_task(task, status=TaskStatus.open, assignee=None, claimed_at=None)
         self.set_status(TicketStatus.awaiting_agent)
-        self.record("task_released", f"by {req.agent}", task_id=task.task_id, agent=req.agent)
+        self.record("task_released", req.reason or f"by {req.agent}", task_id=task.task_id, agent=req.agent)
         await self._publish_task(task)
         await self.publish()
+        self._task_changed(task)
         return task
 
     @release_task.validator
@@ -217,6 +231,68 @@ class CaseWorkflow:
             raise TaskConflict(f"task {task.task_id} is {task.status.value}, not claimed")
         if task.assignee != req.agent:
             raise TaskConflict(f"task {task.task_id} is claimed by {task.assignee}, not {req.agent}")
+
+    @workflow.update
+    async def assign_task(self, req: AssignTask) -> TaskSnapshot:
+        """Routing offers an open task to an agent; the agent then holds it as if claimed."""
+        task = self.tasks[req.task_id]
+        self._change_task(task, status=TaskStatus.claimed, assignee=req.agent, claimed_at=workflow.now(),
+                          routing=req.reason or f"assigned by {req.by}")
+        self.set_status(TicketStatus.in_progress)
+        self.record("task_assigned", f"to {req.agent} by {req.by}" + (f": {req.reason}" if req.reason else ""),
+                    task_id=task.task_id, agent=req.agent)
+        await self._publish_task(task)
+        await self.publish()
+        self._task_changed(task)
+        return task
+
+    @assign_task.validator
+    def _validate_assign(self, req: AssignTask) -> None:
+        task = self._task(req.task_id)
+        if task.status != TaskStatus.open:
+            raise TaskConflict(f"task {task.task_id} is {task.status.value}, not open")
+
+    @workflow.update
+    async def reassign_task(self, req: ReassignTask) -> TaskSnapshot:
+        task = self.tasks[req.task_id]
+        previous = task.assignee
+        self._change_task(task, status=TaskStatus.claimed, assignee=req.agent, claimed_at=workflow.now(),
+                          routing=f"reassigned by {req.by}")
+        self.set_status(TicketStatus.in_progress)
+        self.record("task_reassigned", f"from {previous or 'queue'} to {req.agent} by {req.by}",
+                    task_id=task.task_id, agent=req.agent, previous=previous)
+        await self._publish_task(task)
+        await self.publish()
+        self._task_changed(task)
+        return task
+
+    @reassign_task.validator
+    def _validate_reassign(self, req: ReassignTask) -> None:
+        task = self._task(req.task_id)
+        if task.status in (TaskStatus.completed, TaskStatus.cancelled):
+            raise TaskConflict(f"task {task.task_id} is {task.status.value}")
+        if task.assignee == req.agent:
+            raise TaskConflict(f"task {task.task_id} is already with {req.agent}")
+
+    @workflow.update
+    async def add_note(self, req: AddNote) -> TaskSnapshot:
+        task = self.tasks[req.task_id]
+        task.notes.append(TaskNote(author=req.author, text=req.text, at=workflow.now()))
+        task.revision += 1
+        self.record("note_added", f"by {req.author}", task_id=task.task_id)
+        await self._publish_task(task)
+        self._task_changed(task)
+        return task
+
+    @add_note.validator
+    def _validate_note(self, req: AddNote) -> None:
+        task = self._task(req.task_id)
+        if task.status == TaskStatus.cancelled:
+            raise TaskConflict(f"task {task.task_id} is cancelled")
+
+    def _task_changed(self, task: TaskSnapshot) -> None:
+        """Hook for steps that watch tasks (SLA, stale claims); bumps a counter they wait on."""
+        self._task_events += 1
 
     @workflow.update
     async def complete_task(self, req: CompleteTask) -> TaskSnapshot:
@@ -232,6 +308,7 @@ class CaseWorkflow:
                     outcome=req.outcome.value, agent=req.agent)
         await self._publish_task(task)
         await self.publish()
+        self._task_changed(task)
         return task
 
     @complete_task.validator
