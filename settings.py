@@ -44,6 +44,19 @@ class Settings(BaseSettings):
         default=timedelta(days=7),
         description="How long a ticket waits for the customer before it is resolved as unanswered.",
     )
+    stale_claim_after: timedelta = Field(
+        default=timedelta(minutes=30),
+        description="A claimed task nobody touches for this long goes back to its queue and is rerouted.",
+    )
+    auto_assign: bool = Field(default=True, description="Route new tasks to agents automatically (else agents claim).")
+    faq_enabled: bool = Field(default=True, description="Let the FAQ bot answer new tickets it is confident about.")
+    faq_task_queue: str = Field(default="ticketflow-faq", description="Task queue of the FAQ workers (they load the model).")
+    bot_answer_timeout: timedelta = Field(
+        default=timedelta(days=2), description="How long a bot answer waits for the customer's verdict before an agent looks."
+    )
+    sla_config_file: Path = Field(
+        default=ROOT / "policies" / "sla.json", description="Business calendar and SLA policies (JSON)."
+    )
     activity_threads: int = Field(default=16, description="Thread pool size for blocking activities per worker.")
 
     # External systems. A system whose URL is unset is not consulted at all.

@@ -17,12 +17,9 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, Field, computed_field
 
+from models.enums import CustomerTier
+
 # --- ERP: customers, orders, refunds -----------------------------------------------------
-
-
-class CustomerTier(StrEnum):
-    standard = "standard"
-    vip = "vip"
 
 
 class Customer(BaseModel):

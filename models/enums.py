@@ -24,3 +24,8 @@ class Priority(StrEnum):
     def raised(self) -> "Priority":
         order = list(Priority)
         return order[min(self.rank + 1, len(order) - 1)]
+
+
+class CustomerTier(StrEnum):
+    standard = "standard"
+    vip = "vip"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -103,12 +104,24 @@ class AddNote(BaseModel):
     text: str = Field(min_length=1, max_length=10_000)
 
 
+class RefundDecision(BaseModel):
+    """An agent's decision to give money back, carried out once in the order system."""
+
+    amount: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
+    reason: str = Field(min_length=1, max_length=500)
+    order_id: str | None = Field(default=None, description="Defaults to the ticket's order.")
+
+
 class CompleteTask(BaseModel):
     task_id: str
     agent: str
     outcome: TaskOutcome
     reply: str | None = Field(default=None, max_length=20_000)
     queue: str | None = Field(default=None, description="Target queue for outcome `transfer`.")
+    refund: RefundDecision | None = None
+    # Who decided, as the API authenticated them: activities that move money check again.
+    agent_role: str = "agent"
+    agent_department: str = ""
 
 
 # --- API schemas -------------------------------------------------------------------------
@@ -120,6 +133,7 @@ class TaskCompletion(BaseModel):
         default=None, max_length=20_000, description="Text sent to the customer; required for resolve and ask_customer."
     )
     queue: str | None = Field(default=None, pattern=r"^[a-z0-9_-]+$", description="Target queue for transfer.")
+    refund: RefundDecision | None = Field(default=None, description="Refund to create in the order system.")
 
     @model_validator(mode="after")
     def _reply_and_queue(self) -> "TaskCompletion":
@@ -127,6 +141,8 @@ class TaskCompletion(BaseModel):
             raise ValueError(f"reply is required when outcome is {self.outcome.value}")
         if self.outcome == TaskOutcome.transfer and not self.queue:
             raise ValueError("queue is required when outcome is transfer")
+        if self.refund is not None and self.outcome not in OUTCOMES_NEEDING_REPLY:
+            raise ValueError("a refund goes with outcome resolve or ask_customer, which tell the customer about it")
         return self
 
 

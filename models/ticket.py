@@ -13,6 +13,8 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from models.enums import Priority
+from sla.config import SlaConfig
+from sla.policy import CustomerTier
 
 
 class TicketStatus(StrEnum):
@@ -44,6 +46,11 @@ class TicketBase(BaseModel):
     order_id: str | None = Field(default=None, max_length=100)
     priority: Priority = Priority.normal
     department: str = Field(default="general", min_length=1, max_length=50, pattern=r"^[a-z0-9_-]+$")
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$", description="e.g. en, de-AT")
+    skills: list[str] = Field(default_factory=list, max_length=10, description="Skills an agent needs, e.g. refunds.")
+    customer_tier: CustomerTier | None = Field(
+        default=None, description="Overrides the tier the order system reports for the customer."
+    )
 
 
 class TicketCreate(TicketBase):
@@ -70,12 +77,21 @@ class TicketPolicy(BaseModel):
 
     auto_close_after: timedelta = timedelta(days=3)
     customer_reply_timeout: timedelta = timedelta(days=7)
+    stale_claim_after: timedelta = timedelta(minutes=30)
+    auto_assign: bool = True
+    faq_enabled: bool = True
+    faq_task_queue: str = "ticketflow-faq"
+    bot_answer_timeout: timedelta = Field(
+        default=timedelta(days=2), description="How long a bot answer waits for 'that helped' before an agent looks."
+    )
+    gather_context: bool = True
 
 
 class TicketInput(TicketBase):
     ticket_id: str
     external_ref: str | None = None
     conversation_id: str | None = Field(default=None, description="Chat conversation the ticket came from.")
+    sla: SlaConfig | None = Field(default=None, description="Calendar and policies in force when the ticket opened.")
     opened_at: datetime
     policy: TicketPolicy = TicketPolicy()
 
@@ -86,6 +102,13 @@ class CustomerMessage(BaseModel):
     message_id: str = Field(min_length=1, max_length=200)
     text: str = Field(min_length=1, max_length=20_000)
     sent_at: datetime | None = None
+
+
+class CustomerFeedback(BaseModel):
+    """The customer's verdict on an automatic answer (sent as a signal)."""
+
+    helpful: bool
+    comment: str | None = Field(default=None, max_length=2000)
 
 
 class ConversationEntry(BaseModel):

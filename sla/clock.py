@@ -188,6 +188,14 @@ class SlaClock(BaseModel):
         # min() keeps the first of equal times: first response before resolution.
         return min(candidates, key=lambda deadline: deadline.at, default=None)
 
+    def breach_at(self, target: SlaTargetKind) -> datetime | None:
+        """When ``target`` breaches if nothing changes; ``None`` once met or while paused
+        (a paused clock has no deadline). Shown to agents as the task's due time."""
+        progress = self._progress(target)
+        if progress.met_at is not None or progress.running_since is None:
+            return None
+        return self._instant(progress, self._budget(target))
+
     def business_time_used(self, target: SlaTargetKind, now: datetime) -> timedelta:
         """Business time ``target`` has consumed by ``now``, for showing on the ticket."""
         now = require_aware_utc(now, "now")

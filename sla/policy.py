@@ -13,14 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from models.enums import Priority
+from models.enums import CustomerTier, Priority
 
 
-
-
-class CustomerTier(StrEnum):
-    standard = "standard"
-    vip = "vip"
 
 
 class SlaTargetKind(StrEnum):

@@ -32,7 +32,7 @@ def ticket_body(**overrides) -> dict:
     return body
 
 
-async def eventually(check, *, timeout: float = 15.0, interval: float = 0.1):
+async def eventually(check, *, timeout: float = 30.0, interval: float = 0.1):
     """Poll `check` (async, returns a truthy value when done) until a deadline."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -20,14 +20,20 @@ counters, and activities are named, not imported, so no driver is loaded into th
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.context import gather_customer_360, issue_refund
+
 with workflow.unsafe.imports_passed_through():
+    from models.faq import FaqDecision, FaqQuery, FaqResult
+    from models.routing import OfferRequest, OfferResult, RouteDecision, RouteRequest
+    from models.systems import RefundRequest, SystemFailure
     from models.steps import CustomerNotification, DeliveryReceipt
     from models.task import (
         AddNote,
@@ -43,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.ticket import (
         ConversationEntry,
+        CustomerFeedback,
         CustomerMessage,
         Priority,
         TicketInput,
@@ -50,11 +57,20 @@ with workflow.unsafe.imports_passed_through():
         TicketStatus,
         TimelineEvent,
     )
+    from routing.models import TaskRequirements
+    from sla.clock import SlaClock, SlaEvent, SlaEventKind
+    from sla.policy import CustomerTier, MoveToQueue, Notify, RaisePriority, SlaTargetKind
 
 # The read model is ours: keep retrying until the database is back, however long it takes.
 PROJECTION = dict(
     start_to_close_timeout=timedelta(seconds=15),
     retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30)),
+)
+# Routing decides from the read model; if it is down, agents still claim by hand.
+ROUTING = dict(
+    start_to_close_timeout=timedelta(seconds=10),
+    schedule_to_close_timeout=timedelta(minutes=2),
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=20)),
 )
 # Replies go to an outside system: retry for an hour, then tell the agents it did not arrive.
 DELIVERY = dict(
@@ -63,7 +79,17 @@ DELIVERY = dict(
     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)),
 )
 
+# The FAQ bot is a suggestion, never a blocker: a slow or absent FAQ worker hands the
+# ticket to an agent after a few tries.
+FAQ = dict(
+    start_to_close_timeout=timedelta(seconds=30),
+    schedule_to_close_timeout=timedelta(minutes=2),
+    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3,
+                             non_retryable_error_types=["InvalidRequest"]),
+)
+
 SUPERVISOR_QUEUE = "supervisors"
+FAQ_BOT = "faq-bot"
 
 
 class TaskNotFound(ApplicationError):
@@ -76,6 +102,10 @@ class TaskConflict(ApplicationError):
         super().__init__(message, type="TaskConflict", non_retryable=True)
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
 class CaseWorkflow:
     """State, handlers and reusable steps shared by every kind of case."""
 
@@ -85,6 +115,13 @@ class CaseWorkflow:
         self._seen_message_ids: set[str] = set()
         self._unanswered_messages = 0
         self._task_events = 0
+        self.sla: SlaClock | None = None
+        self._sla_changes = 0
+        self._sla_watcher: asyncio.Task | None = None
+        self._finished = False
+        self.tier_from_systems: CustomerTier | None = None
+        self._feedback: CustomerFeedback | None = None
+        self.decisions: dict[str, CompleteTask] = {}
 
     # --- state and read model ------------------------------------------------------------
 
@@ -135,6 +172,7 @@ class CaseWorkflow:
         previous = s.status
         s.status = status
         self.record("status", f"{previous.value} -> {status.value}" + (f": {detail}" if detail else ""), **data)
+        self._sla_follow_status(previous, status)
 
     def _touch(self) -> None:
         s = self.snapshot
@@ -172,14 +210,92 @@ class CaseWorkflow:
             created_at=workflow.now(),
             allowed_outcomes=allowed_outcomes or list(TaskOutcome),
             context={"subject": s.subject, "order_id": s.order_id, **(context or {})},
+            skills=list(self.input.skills),
+            language=self.input.language,
+            customer_tier=self.customer_tier.value,
+            due_at=self.sla_due_at(),
         )
         self.tasks[task.task_id] = task
         self.set_status(TicketStatus.awaiting_agent)
         self.record("task_created", f"{kind} in queue {queue}", task_id=task.task_id, priority=priority.value)
         await self._publish_task(task)
         await self.publish()
-        await workflow.wait_condition(lambda: task.status == TaskStatus.completed)
+
+        policy = self.input.policy
+        while task.status != TaskStatus.completed:
+            if task.status == TaskStatus.open:
+                if policy.auto_assign:
+                    await self._route(task)
+                if task.status == TaskStatus.open:
+                    seen = self._task_events  # an escalation may move it to another queue
+                    await workflow.wait_condition(
+                        lambda: task.status != TaskStatus.open or self._task_events != seen
+                    )
+                continue
+            # Claimed: any action on the task (a note, an update) counts as work on it.
+            seen = self._task_events
+            try:
+                await workflow.wait_condition(
+                    lambda: task.status != TaskStatus.claimed or self._task_events != seen,
+                    timeout=policy.stale_claim_after,
+                )
+            except TimeoutError:
+                await self._release_stale(task)
         return task
+
+    async def _route(self, task: TaskSnapshot) -> None:
+        """Ask the router for an agent. Nobody fitting leaves the task queued; it is offered
+        again when someone frees up. A router outage is recorded, not fatal: agents can
+        still claim from the queue."""
+        req = RouteRequest(
+            ticket_id=task.ticket_id, workflow_id=task.workflow_id,
+            requirements=TaskRequirements(
+                task_id=task.task_id, queue=task.queue, skills=frozenset(task.skills), language=task.language,
+                priority=task.priority, tier=CustomerTier(task.customer_tier), queued_at=task.created_at,
+            ),
+        )
+        try:
+            decision: RouteDecision = await workflow.execute_activity(
+                "route_task", req, result_type=RouteDecision, **ROUTING
+            )
+        except ActivityError as err:
+            self.record("routing_failed", str(err.cause or err), task_id=task.task_id)
+            return
+        if task.status != TaskStatus.open:  # claimed by hand while the router thought
+            await self._publish_task(task)
+            return
+        if decision.agent_id is None:
+            self._change_task(task, routing=decision.reason)
+            self.record("task_queued", decision.reason, task_id=task.task_id, code=decision.code)
+            await self._publish_task(task)
+            return
+        self._change_task(task, status=TaskStatus.claimed, assignee=decision.agent_id, claimed_at=workflow.now(),
+                          routing=decision.reason)
+        self.set_status(TicketStatus.in_progress)
+        self.record("task_assigned", f"to {decision.agent_id}: {decision.reason}", task_id=task.task_id,
+                    agent=decision.agent_id, code=decision.code)
+        await self._publish_task(task)
+        await self.publish()
+
+    async def _release_stale(self, task: TaskSnapshot) -> None:
+        holder = task.assignee
+        self._change_task(task, status=TaskStatus.open, assignee=None, claimed_at=None,
+                          routing=f"released: {holder} left it untouched for {self.input.policy.stale_claim_after}")
+        self.set_status(TicketStatus.awaiting_agent)
+        self.record("task_released", f"claim by {holder} went stale", task_id=task.task_id, agent=holder)
+        await self._publish_task(task)
+        await self.publish()
+        await self.offer_queued([task.queue])
+
+    async def offer_queued(self, queues: list[str]) -> None:
+        """Capacity may have freed up in `queues`: let the router hand out waiting tasks."""
+        if not self.input.policy.auto_assign:
+            return
+        try:
+            await workflow.execute_activity("offer_queued", OfferRequest(queues=queues), result_type=OfferResult,
+                                            **ROUTING)
+        except ActivityError as err:
+            self.record("routing_failed", f"offering queued tasks: {err.cause or err}")
 
     def _task(self, task_id: str) -> TaskSnapshot:
         task = self.tasks.get(task_id)
@@ -297,6 +413,7 @@ class CaseWorkflow:
     @workflow.update
     async def complete_task(self, req: CompleteTask) -> TaskSnapshot:
         task = self.tasks[req.task_id]
+        self.decisions[task.task_id] = req
         context = dict(task.context)
         if req.queue:
             context["transfer_to"] = req.queue
@@ -390,6 +507,223 @@ class CaseWorkflow:
         self.set_status(TicketStatus.closed, f"quiet for {quiet_period}")
         await self.publish()
         return True
+
+    # --- step: gather context from the other systems ----------------------------------------
+
+    async def gather_context(self) -> None:
+        """Customer 360: orders, shipments and earlier tickets, fetched concurrently. A system
+        that is down leaves a recorded gap; the ticket goes on with what the others said."""
+        if not self.input.policy.gather_context:
+            return
+        s = self.snapshot
+        picture = await gather_customer_360(s.customer_id, s.order_id)
+        s.context["customer360"] = picture.model_dump(mode="json")
+        if picture.customer is not None:
+            self.tier_from_systems = picture.customer.tier
+        found = (f"{len(picture.orders)} orders, {len(picture.shipments)} shipments, "
+                 f"{len(picture.external_tickets)} earlier tickets")
+        self.record("context_gathered", found, gaps=len(picture.gaps))
+        for gap in picture.gaps:
+            self.record("context_gap", f"{gap.system}: {gap.reason}", system=gap.system, error_type=gap.error_type)
+
+    # --- step: ask the FAQ bot -------------------------------------------------------------
+
+    async def ask_faq_bot(self, text: str) -> FaqResult | None:
+        """Ask the FAQ bot. The decision, confidence, entry and index version go into the
+        history and the ticket's timeline; the suggestions go to the agent's task."""
+        if not self.input.policy.faq_enabled:
+            return None
+        query = FaqQuery(text=text[:5000], language=self.input.language.split("-")[0])
+        try:
+            result: FaqResult = await workflow.execute_activity(
+                "answer_faq", query, result_type=FaqResult, task_queue=self.input.policy.faq_task_queue, **FAQ
+            )
+        except ActivityError as err:
+            self.record("faq_unavailable", str(err.cause or err))
+            return None
+        best = result.best
+        self.record(
+            "faq_answer" if result.decision == FaqDecision.answer else "faq_no_answer",
+            (f"{best.entry_id}: confidence {result.confidence if result.confidence is not None else 'n/a'}"
+             f" vs threshold {result.threshold}") if best else "no matching entry",
+            entry_id=best.entry_id if best else None, confidence=result.confidence, threshold=result.threshold,
+            index_version=result.index_version, decision=result.decision.value,
+        )
+        self.snapshot.context["faq"] = {
+            "index_version": result.index_version,
+            "decision": result.decision.value,
+            "confidence": result.confidence,
+            "suggestions": [
+                {"entry_id": m.entry_id, "question": m.question, "score": round(m.score, 4)}
+                for m in ([best] if best else []) + list(result.alternatives)
+            ],
+            "answer": result.answer,
+        }
+        return result
+
+    @workflow.signal
+    def customer_feedback(self, feedback: CustomerFeedback) -> None:
+        self._feedback = feedback
+
+    async def wait_for_feedback(self, timeout: timedelta) -> str:
+        """After an automatic answer: "helpful", "not_helpful", "follow_up" (the customer
+        wrote again) or "timeout"."""
+        self._feedback, self._unanswered_messages = None, 0
+        try:
+            await workflow.wait_condition(
+                lambda: self._feedback is not None or self._unanswered_messages > 0, timeout=timeout
+            )
+        except TimeoutError:
+            return "timeout"
+        if self._feedback is not None:
+            return "helpful" if self._feedback.helpful else "not_helpful"
+        self._unanswered_messages = 0
+        return "follow_up"
+
+    # --- step: refund ----------------------------------------------------------------------
+
+    async def refund(self, task: TaskSnapshot, decided: CompleteTask) -> bool:
+        """Create the refund an agent decided, exactly once (the key is the task's), and
+        record it. False: it could not be made; the reason is on the timeline."""
+        s = self.snapshot
+        decision = decided.refund
+        assert decision is not None
+        order_id = decision.order_id or s.order_id
+        if not order_id:
+            self.record("refund_failed", "the ticket names no order", task_id=task.task_id)
+            return False
+        result = await issue_refund(RefundRequest(
+            ticket_id=s.ticket_id, customer_id=s.customer_id, order_id=order_id, amount=decision.amount,
+            reason=decision.reason, idempotency_key=f"{task.task_id}:refund", department=s.department,
+            decided_by=decided.agent, decided_by_role=decided.agent_role,
+            decided_by_department=decided.agent_department,
+        ))
+        if isinstance(result, SystemFailure):
+            self.record("refund_failed", f"{result.error_type}: {result.message}", task_id=task.task_id,
+                        amount=str(decision.amount), order_id=order_id)
+            return False
+        s.context.setdefault("refunds", []).append(result.model_dump(mode="json"))
+        self.record("refund_created", f"{result.amount} {result.currency} on {order_id} ({result.id})",
+                    task_id=task.task_id, refund_id=result.id)
+        return True
+
+    # --- step: SLA clock -----------------------------------------------------------------
+
+    @property
+    def customer_tier(self) -> CustomerTier:
+        """Tier given with the ticket, else what the order system said, else standard."""
+        return self.input.customer_tier or self.tier_from_systems or CustomerTier.standard
+
+    def start_sla(self) -> None:
+        """Start the SLA clock at the moment the customer wrote, and a watcher that fires
+        warnings, breaches and escalations as durable timers."""
+        config = self.input.sla
+        if config is None or self.sla is not None:
+            return
+        s = self.snapshot
+        policy = config.policy_for(s.priority, s.department, self.customer_tier)
+        self.sla = SlaClock(calendar=config.calendar, policy=policy)
+        self._apply_sla_events(self.sla.start(s.opened_at))
+        self._sla_watcher = asyncio.create_task(self._watch_sla())
+
+    def sla_due_at(self) -> datetime | None:
+        if self.sla is None:
+            return None
+        due = [t for t in (self.sla.breach_at(k) for k in SlaTargetKind) if t is not None]
+        return min(due) if due else None
+
+    def sla_met(self, target: SlaTargetKind) -> None:
+        if self.sla is not None:
+            self._apply_sla_events(self.sla.met(workflow.now(), target))
+
+    def _sla_follow_status(self, previous: TicketStatus, status: TicketStatus) -> None:
+        if self.sla is None:
+            return
+        now = workflow.now()
+        waiting_on_customer = (TicketStatus.waiting_customer, TicketStatus.bot_answered)
+        if status in waiting_on_customer:
+            self._apply_sla_events(self.sla.pause(now))
+        elif previous in waiting_on_customer:
+            self._apply_sla_events(self.sla.resume(now))
+        if status in (TicketStatus.resolved, TicketStatus.closed):
+            for target in SlaTargetKind:
+                self._apply_sla_events(self.sla.met(now, target))
+        if status == TicketStatus.closed:
+            self._finished = True
+
+    def _apply_sla_events(self, events: list[SlaEvent]) -> None:
+        for event in events:
+            self.record(f"sla_{event.kind.value}", f"{event.target.value}: {event.detail}".rstrip(": "),
+                        target=event.target.value)
+            if event.kind == SlaEventKind.breached:
+                self._escalate(event.target)
+        self._sla_changes += 1
+        s = self.snapshot
+        if self.sla is not None:
+            s.context["sla"] = {
+                "policy": self.sla.policy.model_dump(mode="json", include={"priority", "department", "tier", "target"}),
+                "status": self.sla.status.value,
+                "first_response_due": _iso(self.sla.breach_at(SlaTargetKind.first_response)),
+                "resolution_due": _iso(self.sla.breach_at(SlaTargetKind.resolution)),
+                "breached": [k.value for k in SlaTargetKind if getattr(self.sla, k.value).breached],
+            }
+        due = self.sla_due_at()
+        for task in self.tasks.values():
+            if task.status in (TaskStatus.open, TaskStatus.claimed) and task.due_at != due:
+                self._change_task(task, due_at=due)
+
+    def _escalate(self, target: SlaTargetKind) -> None:
+        assert self.sla is not None
+        s = self.snapshot
+        live = [t for t in self.tasks.values() if t.status in (TaskStatus.open, TaskStatus.claimed)]
+        for step in self.sla.policy.escalations_for(target):
+            if isinstance(step, RaisePriority):
+                s.priority = s.priority.raised()
+                for task in live:
+                    self._change_task(task, priority=s.priority)
+                self.record("escalated", f"priority raised to {s.priority.value} ({target.value} breached)")
+            elif isinstance(step, MoveToQueue):
+                for task in live:
+                    if task.status == TaskStatus.open and task.queue != step.queue:
+                        self._change_task(task, queue=step.queue, routing=f"moved: {target.value} SLA breached")
+                        self.record("escalated", f"task moved to {step.queue} ({target.value} breached)",
+                                    task_id=task.task_id)
+            elif isinstance(step, Notify):
+                self.record("sla_notified", f"{step.recipient}: {target.value} SLA breached",
+                            recipient=step.recipient)
+        self._task_events += 1  # wakes a waiting task step so it re-routes in its new queue
+
+    async def _watch_sla(self) -> None:
+        while not self._finished and self.sla is not None:
+            now = workflow.now()
+            deadline = self.sla.next_deadline(now)
+            seen = self._sla_changes
+            fired = False
+            if deadline is not None and deadline.at <= now:
+                fired = True
+            else:
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._sla_changes != seen or self._finished,
+                        timeout=(deadline.at - now) if deadline else None,
+                    )
+                except TimeoutError:
+                    fired = True
+            if self._finished:
+                return
+            if fired:
+                self._apply_sla_events(self.sla.on_timer(workflow.now()))
+            for task in self.tasks.values():
+                if task.status in (TaskStatus.open, TaskStatus.claimed):
+                    await self._publish_task(task)
+            await self.publish()
+
+    async def finish(self) -> None:
+        """Let background steps end and every handler finish before the workflow returns."""
+        self._finished = True
+        if self._sla_watcher is not None:
+            await self._sla_watcher
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     # --- queries -------------------------------------------------------------------------
 

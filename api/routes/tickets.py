@@ -28,6 +28,7 @@ from models.ticket import (
     TicketStatus,
 )
 from policies import Resource
+from policies.sla import load_sla_config
 from workflows.ticket import TicketWorkflow, workflow_id_for
 
 log = logging.getLogger("ticketflow.api.tickets")
@@ -75,7 +76,11 @@ async def create_ticket(
     inp = TicketInput(
         **body.model_dump(), ticket_id=ticket_id, opened_at=utcnow(),
         policy=TicketPolicy(auto_close_after=settings.auto_close_after,
-                            customer_reply_timeout=settings.customer_reply_timeout),
+                            customer_reply_timeout=settings.customer_reply_timeout,
+                            stale_claim_after=settings.stale_claim_after, auto_assign=settings.auto_assign,
+                            faq_enabled=settings.faq_enabled, faq_task_queue=settings.faq_task_queue,
+                            bot_answer_timeout=settings.bot_answer_timeout),
+        sla=load_sla_config(settings.sla_config_file),
     )
     try:
         await client.start_workflow(
@@ -103,7 +108,7 @@ async def create_ticket(
 
 def _initial_snapshot(inp: TicketInput, workflow_id: str) -> TicketSnapshot:
     return TicketSnapshot(
-        **inp.model_dump(exclude={"ticket_id", "opened_at", "policy"}),
+        **inp.model_dump(exclude={"ticket_id", "opened_at", "policy", "sla", "language", "skills", "customer_tier"}),
         ticket_id=inp.ticket_id, workflow_id=workflow_id, status=TicketStatus.new,
         opened_at=inp.opened_at, updated_at=inp.opened_at, revision=0,
     )

@@ -18,7 +18,8 @@ from worker import build_worker
 
 @pytest.fixture
 async def stack(dev_env, db: Database, tokens, task_queue: str) -> AsyncIterator[Stack]:
-    settings = Settings(database_url=db.url, task_queue=task_queue)
+    # No FAQ worker runs here (the bot has its own tests); an enabled bot would wait for one.
+    settings = Settings(database_url=db.url, task_queue=task_queue, faq_enabled=False)
     app = create_app(settings, db=db, temporal=dev_env.client)
     with ThreadPoolExecutor(max_workers=settings.activity_threads) as executor:
         async with build_worker(dev_env.client, settings, db, executor):

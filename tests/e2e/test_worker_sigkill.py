@@ -34,7 +34,8 @@ def start_worker(address: str, database_url: str, task_queue: str, log: Path) ->
 @pytest.mark.slow
 async def test_sigkilled_worker_loses_no_ticket_and_duplicates_no_row(dev_env, db, tokens, task_queue, tmp_path):
     address = dev_env.client.service_client.config.target_host
-    settings = Settings(database_url=db.url, task_queue=task_queue)
+    # No FAQ worker runs here (the bot has its own tests); an enabled bot would wait for one.
+    settings = Settings(database_url=db.url, task_queue=task_queue, faq_enabled=False)
     app = create_app(settings, db=db, temporal=dev_env.client)
     admin = {"Authorization": f"Bearer {tokens['admin']}"}
     log = tmp_path / "worker.log"

@@ -11,11 +11,18 @@ from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from cli.embedded import temporal_test_server
+
+from models.routing import OfferRequest, OfferResult, RouteDecision, RouteRequest
 from models.steps import CustomerNotification, DeliveryReceipt
-from models.task import ClaimTask, CompleteTask, ReleaseTask, TaskOutcome, TaskSnapshot, TaskStatus
+from models.task import AddNote, ClaimTask, CompleteTask, ReleaseTask, TaskOutcome, TaskSnapshot, TaskStatus
 from models.ticket import CustomerMessage, Priority, TicketInput, TicketPolicy, TicketSnapshot, TicketStatus
+from sla import BusinessCalendar, SlaPolicy, SlaTarget
+from sla.config import SlaConfig
+from sla.policy import MoveToQueue, Notify, RaisePriority
 from workflows.ticket import TicketWorkflow, workflow_id_for
 
 
@@ -27,6 +34,9 @@ class FakeReadModel:
         self.tasks: dict[str, TaskSnapshot] = {}
         self.replies: list[CustomerNotification] = []
         self.fail_delivery = False
+        self.route_to: list[str | None] = []  # answers of the router, in order; empty: nobody fits
+        self.routed: list[RouteRequest] = []
+        self.offers: list[OfferRequest] = []
 
     def activities(self) -> list:
         @activity.defn(name="project_ticket")
@@ -48,10 +58,24 @@ class FakeReadModel:
             self.replies.append(note)
             return DeliveryReceipt(delivered=True, via="test")
 
-        return [project_ticket, project_task, deliver_reply]
+        @activity.defn(name="route_task")
+        async def route_task(req: RouteRequest) -> RouteDecision:
+            self.routed.append(req)
+            agent = self.route_to.pop(0) if self.route_to else None
+            return RouteDecision(agent_id=agent, code="assigned" if agent else "nobody_fits",
+                                 reason=f"least loaded: {agent}" if agent else "no agent online in queue")
+
+        @activity.defn(name="offer_queued")
+        async def offer_queued(req: OfferRequest) -> OfferResult:
+            self.offers.append(req)
+            return OfferResult()
+
+        return [project_ticket, project_task, deliver_reply, route_task, offer_queued]
 
 
-POLICY = TicketPolicy(auto_close_after=timedelta(hours=72), customer_reply_timeout=timedelta(days=7))
+# Gathering and the FAQ bot have their own tests; here the agent path is under test.
+POLICY = TicketPolicy(auto_close_after=timedelta(hours=72), customer_reply_timeout=timedelta(days=7),
+                      faq_enabled=False, gather_context=False)
 
 
 def ticket_input(**overrides) -> TicketInput:
@@ -75,6 +99,17 @@ async def open_task(handle: WorkflowHandle, *, not_id: str | None = None, timeou
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("no open task appeared")
         await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def time_env():
+    """A fresh time-skipping server per test: skipped time is global to a server, so a
+    workflow left waiting by one test must not see (or stall) another test's clock."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
+    )
+    yield env
+    await env.shutdown()
 
 
 @pytest.fixture
@@ -269,3 +304,144 @@ async def test_undeliverable_reply_is_kept_and_marked(started):
     undelivered = [e for e in result.timeline if e.kind == "reply_undelivered"]
     assert undelivered and "recipient unknown" in undelivered[0].detail
     assert result.conversation[-1].text == "Refund issued."
+
+
+# --- routing and stale claims --------------------------------------------------------------
+
+
+async def wait_for(handle: WorkflowHandle, predicate, timeout: float = 10):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state = await handle.query(TicketWorkflow.state)
+        if predicate(state):
+            return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met; timeline: {[e.kind for e in state.timeline]}")
+        await asyncio.sleep(0.05)
+
+
+async def test_new_task_is_routed_to_the_chosen_agent(started):
+    start, fake = started
+    fake.route_to = ["ana"]
+    handle = await start(skills=["refunds"], language="de")
+    state = await wait_for(handle, lambda s: s.status == TicketStatus.in_progress)
+    task = next(iter(fake.tasks.values()))
+    assert task.assignee == "ana" and task.status == TaskStatus.claimed and "least loaded" in task.routing
+    req = fake.routed[0].requirements
+    assert req.queue == "logistics" and req.skills == frozenset({"refunds"}) and req.language == "de"
+    assert "task_assigned" in [e.kind for e in state.timeline]
+
+
+async def test_nobody_fits_leaves_task_queued_with_reason(started):
+    start, fake = started
+    handle = await start()
+    task = await open_task(handle)
+    state = await wait_for(handle, lambda s: "task_queued" in [e.kind for e in s.timeline])
+    assert task.status == TaskStatus.open and state.status == TicketStatus.awaiting_agent
+    assert fake.tasks[task.task_id].routing == "no agent online in queue"
+
+
+async def test_stale_claim_is_released_and_rerouted(started, time_env):
+    start, fake = started
+    fake.route_to = ["ana", "bob"]
+    handle = await start()
+    await wait_for(handle, lambda s: s.status == TicketStatus.in_progress)
+    await time_env.sleep(timedelta(minutes=31))  # ana never touches it
+    state = await wait_for(handle, lambda s: s.status == TicketStatus.in_progress
+                           and "task_released" in [e.kind for e in s.timeline])
+    released = next(e for e in state.timeline if e.kind == "task_released")
+    assert "went stale" in released.detail
+    assert [r.requirements.task_id for r in fake.routed] == [fake.routed[0].requirements.task_id] * 2
+    assert fake.offers and fake.offers[0].queues == ["logistics"]
+    task = next(iter(fake.tasks.values()))
+    assert task.assignee == "bob"
+
+
+async def test_a_note_keeps_a_claim_fresh(started, time_env):
+    start, fake = started
+    fake.route_to = ["ana"]
+    handle = await start()
+    await wait_for(handle, lambda s: s.status == TicketStatus.in_progress)
+    task_id = next(iter(fake.tasks))
+    await time_env.sleep(timedelta(minutes=20))
+    await handle.execute_update(TicketWorkflow.add_note, AddNote(task_id=task_id, author="ana", text="calling carrier"))
+    await time_env.sleep(timedelta(minutes=20))  # 40 min after the claim, 20 after the note
+    state = await handle.query(TicketWorkflow.state)
+    assert "task_released" not in [e.kind for e in state.timeline]
+    assert fake.tasks[task_id].notes[0].text == "calling carrier"
+
+
+async def test_offline_agents_task_is_rerouted(started):
+    start, fake = started
+    fake.route_to = ["ana", "bob"]
+    handle = await start()
+    await wait_for(handle, lambda s: s.status == TicketStatus.in_progress)
+    task_id = next(iter(fake.tasks))
+    # what the API does when ana goes offline
+    await handle.execute_update(TicketWorkflow.release_task,
+                                ReleaseTask(task_id=task_id, agent="ana", reason="ana went offline"))
+    await wait_for(handle, lambda s: [e.kind for e in s.timeline].count("task_assigned") == 2)
+    assert fake.tasks[task_id].assignee == "bob"
+
+
+# --- SLA clocks ------------------------------------------------------------------------------
+
+ROUND_THE_CLOCK = BusinessCalendar.always_open("UTC")
+
+
+def sla_config(first_response: timedelta, resolution: timedelta, escalations: list) -> SlaConfig:
+    return SlaConfig(calendar=ROUND_THE_CLOCK, policies=[
+        SlaPolicy(priority=p, target=SlaTarget(first_response=first_response, resolution=resolution),
+                  warn_at=0.5, escalations=escalations)
+        for p in Priority
+    ])
+
+
+async def test_sla_warns_then_breaches_then_escalates_on_time(started, time_env):
+    start, fake = started
+    config = sla_config(timedelta(hours=1), timedelta(hours=4),
+                        [RaisePriority(), MoveToQueue(queue="supervisors"), Notify(recipient="team-leads")])
+    handle = await start(sla=config)
+    opened = (await handle.query(TicketWorkflow.state)).opened_at
+    task = await open_task(handle)
+    assert task.due_at == opened + timedelta(hours=1)
+
+    await time_env.sleep(timedelta(minutes=65))
+    state = await wait_for(handle, lambda s: "sla_breached" in [e.kind for e in s.timeline])
+    events = {(e.kind, e.data.get("target")): e for e in state.timeline}
+    warned = events[("sla_warned", "first_response")].at
+    breached = events[("sla_breached", "first_response")].at
+    assert timedelta(minutes=29) < warned - opened <= timedelta(minutes=31)
+    assert timedelta(minutes=59) < breached - opened <= timedelta(minutes=61)
+    assert state.priority == Priority.high  # raised from normal
+    moved = await wait_for(handle, lambda s: fake.tasks[task.task_id].queue == "supervisors")
+    assert any(e.kind == "sla_notified" and "team-leads" in e.detail for e in moved.timeline)
+    assert fake.tasks[task.task_id].priority == Priority.high
+    assert state.context["sla"]["breached"] == ["first_response"]
+
+
+async def test_sla_pauses_while_waiting_on_the_customer(started, time_env):
+    start, fake = started
+    handle = await start(sla=sla_config(timedelta(hours=1), timedelta(hours=2), [RaisePriority()]))
+    task = await open_task(handle)
+    await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
+    await time_env.sleep(timedelta(minutes=25))  # inside the 30 min before a claim goes stale
+    await handle.execute_update(
+        TicketWorkflow.complete_task,
+        CompleteTask(task_id=task.task_id, agent="ana", outcome=TaskOutcome.ask_customer, reply="Which address?"),
+    )
+    await wait_for(handle, lambda s: s.status == TicketStatus.waiting_customer)
+    await time_env.sleep(timedelta(hours=5))  # well past the 2h resolution budget, but paused
+    state = await handle.query(TicketWorkflow.state)
+    kinds = [e.kind for e in state.timeline]
+    assert "sla_paused" in kinds and "sla_breached" not in kinds
+    assert ("sla_met", "first_response") in [(e.kind, e.data.get("target")) for e in state.timeline]
+
+    await handle.signal(TicketWorkflow.customer_message, CustomerMessage(message_id="r1", text="Main St 1"))
+    second = await open_task(handle, not_id=task.task_id)
+    state = await wait_for(handle, lambda s: "sla_resumed" in [e.kind for e in s.timeline])
+    resumed_at = next(e.at for e in state.timeline if e.kind == "sla_resumed")
+    # 25 of the 120 resolution minutes were used before the pause: 95 remain from the resume
+    due = datetime.fromisoformat(state.context["sla"]["resolution_due"])
+    assert abs((due - resumed_at) - timedelta(minutes=95)) < timedelta(minutes=1)
+    assert second.due_at is not None
