@@ -43,6 +43,8 @@ from models.systems import (
     RefundLookup,
     RefundRequest,
     ShipmentLookup,
+    ShipmentsLookup,
+    ShipmentsResult,
 )
 from policies import Authorizer, Resource
 
@@ -100,6 +102,7 @@ class SystemActivities:
         return [
             self.lookup_orders,
             self.track_shipment,
+            self.find_shipments,
             self.find_external_tickets,
             self.create_refund,
             self.get_refund,
@@ -179,6 +182,14 @@ class SystemActivities:
         carrier = _configured(self.logistics, "carrier", "TICKETFLOW_LOGISTICS_URL")
         with connector_errors():
             return carrier.track_shipment(req.tracking_number)
+
+    @activity.defn(name="find_shipments")
+    def find_shipments(self, req: ShipmentsLookup) -> ShipmentsResult:
+        """The order's parcels by the shipper's reference: no tracking number needed, so the
+        workflow can ask while the ERP is still looking the order up."""
+        carrier = _configured(self.logistics, "carrier", "TICKETFLOW_LOGISTICS_URL")
+        with connector_errors():
+            return ShipmentsResult(shipments=carrier.find_shipments(req.reference))
 
     # --- Older helpdesk ------------------------------------------------------------------
 

@@ -37,8 +37,30 @@ class _Tracking(BaseModel):
     checkpoints: list[_Checkpoint] = []
 
 
+class _ShipmentList(BaseModel):
+    shipments: list[_Tracking]
+
+
 def _status(code: str) -> ShipmentStatus:
     return _STATUS.get(code.upper(), ShipmentStatus.unknown)
+
+
+def _shipment(raw: _Tracking) -> Shipment:
+    events = sorted(
+        (TrackingEvent(time=c.timestamp, location=c.location, description=c.description, status=_status(c.status))
+         for c in raw.checkpoints),
+        key=lambda e: e.time,
+    )
+    return Shipment(
+        tracking_number=raw.tracking_number,
+        carrier=raw.carrier,
+        status=_status(raw.status),
+        events=events,
+        promised_delivery=raw.promised_delivery_date,
+        estimated_delivery=raw.estimated_delivery,
+        delivered_at=raw.delivered_at,
+        delay_hours=max(0.0, raw.delay_hours),
+    )
 
 
 class RestLogisticsProvider(RestConnector):
@@ -48,19 +70,9 @@ class RestLogisticsProvider(RestConnector):
 
     def track_shipment(self, tracking_number: str) -> Shipment:
         require_text(self.system, tracking_number=tracking_number)
-        raw = self._parse(_Tracking, self._call("GET", f"/shipments/{path_segment(tracking_number)}"))
-        events = sorted(
-            (TrackingEvent(time=c.timestamp, location=c.location, description=c.description, status=_status(c.status))
-             for c in raw.checkpoints),
-            key=lambda e: e.time,
-        )
-        return Shipment(
-            tracking_number=raw.tracking_number,
-            carrier=raw.carrier,
-            status=_status(raw.status),
-            events=events,
-            promised_delivery=raw.promised_delivery_date,
-            estimated_delivery=raw.estimated_delivery,
-            delivered_at=raw.delivered_at,
-            delay_hours=max(0.0, raw.delay_hours),
-        )
+        return _shipment(self._parse(_Tracking, self._call("GET", f"/shipments/{path_segment(tracking_number)}")))
+
+    def find_shipments(self, reference: str) -> list[Shipment]:
+        require_text(self.system, reference=reference)
+        raw = self._parse(_ShipmentList, self._call("GET", "/shipments", params={"reference": reference}))
+        return [_shipment(t) for t in raw.shipments]

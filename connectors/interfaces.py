@@ -54,6 +54,12 @@ class LogisticsProvider(Protocol):
 
     def track_shipment(self, tracking_number: str) -> Shipment: ...
 
+    def find_shipments(self, reference: str) -> list[Shipment]:
+        """The parcels whose shipper's reference is ``reference`` (the shop's order id); empty
+        when no parcel carries it yet. Needs no tracking number, so it can be asked before
+        the ERP has answered."""
+        ...
+
     def close(self) -> None: ...
 
 

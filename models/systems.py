@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from models.customer360 import Customer, ExternalTicket, Order, OutboundMessageStatus
+from models.customer360 import Customer, ExternalTicket, Order, OutboundMessageStatus, Shipment
 
 # --- ERP -------------------------------------------------------------------------------------
 
@@ -78,6 +78,20 @@ class ShipmentLookup(BaseModel):
     """Input of ``track_shipment``. Output: ``models.customer360.Shipment``."""
 
     tracking_number: str
+
+
+class ShipmentsLookup(BaseModel):
+    """Input of ``find_shipments``: the parcels the carrier has under a shipper's reference."""
+
+    reference: str = Field(description="The shipper's reference on the parcels: our order id.")
+
+
+class ShipmentsResult(BaseModel):
+    """Output of ``find_shipments``."""
+
+    shipments: list[Shipment] = Field(
+        default_factory=list, description="In the carrier's order; empty when no parcel carries the reference."
+    )
 
 
 # --- Older helpdesk ----------------------------------------------------------------------------

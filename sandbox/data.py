@@ -104,6 +104,7 @@ class ShipmentRecord:
     checkpoints: list[CheckpointRecord]
     reported_at: datetime  # when the carrier last computed the status ("now" of the data)
     carrier: str = CARRIER_NAME
+    reference: str | None = None  # the shipper's reference on the label: the shop's order id
 
     @property
     def delay_hours(self) -> float:
@@ -219,11 +220,14 @@ class _Builder:
                                            "Arrived at delivery station", "IN_TRANSIT"))
         return events
 
-    def shipment(self, tracking: str, status: str, placed_at: datetime, promised: datetime,
-                 eta: datetime | None, delivered_at: datetime | None,
-                 checkpoints: list[CheckpointRecord]) -> ShipmentRecord:
-        record = ShipmentRecord(tracking, status, promised, eta, delivered_at, checkpoints, self.now)
-        self.shipments[tracking] = record
+    def shipment(self, order: OrderRecord, status: str, promised: datetime, eta: datetime | None,
+                 delivered_at: datetime | None, checkpoints: list[CheckpointRecord]) -> ShipmentRecord:
+        """The parcel of ``order`` (its tracking number, its id as the shipper's reference)."""
+        if order.tracking_number is None:
+            raise ValueError(f"order {order.id} has no tracking number to ship under")
+        record = ShipmentRecord(order.tracking_number, status, promised, eta, delivered_at, checkpoints, self.now,
+                                reference=order.id)
+        self.shipments[record.tracking_number] = record
         return record
 
     def ticket(self, requester_id: str, subject: str, description: str, status: str,
@@ -250,20 +254,20 @@ class _Builder:
                                       "Delayed: capacity shortage at sorting facility", "EXCEPTION"))
         steps.append(CheckpointRecord(now - timedelta(hours=9), "Berlin delivery station",
                                       "Arrived at delivery station", "IN_TRANSIT"))
-        self.order(DEMO_ORDER_DELAYED, DEMO_CUSTOMER_DELAYED, "SHIPPED", placed,
-                   [OrderLineRecord("SKU-HEADPH", "Wireless headphones", 1, Decimal("129.00")),
-                    OrderLineRecord("SKU-CHARGR", "USB-C charger 65 W", 1, Decimal("34.99"))],
-                   tracking=DEMO_TRACKING_DELAYED)
-        self.shipment(DEMO_TRACKING_DELAYED, "IN_TRANSIT", placed, promised, now + timedelta(days=2), None, steps)
+        delayed = self.order(DEMO_ORDER_DELAYED, DEMO_CUSTOMER_DELAYED, "SHIPPED", placed,
+                             [OrderLineRecord("SKU-HEADPH", "Wireless headphones", 1, Decimal("129.00")),
+                              OrderLineRecord("SKU-CHARGR", "USB-C charger 65 W", 1, Decimal("34.99"))],
+                             tracking=DEMO_TRACKING_DELAYED)
+        self.shipment(delayed, "IN_TRANSIT", promised, now + timedelta(days=2), None, steps)
 
         placed = now - timedelta(days=40)
-        self.order(DEMO_ORDER_DELIVERED_EARLIER, DEMO_CUSTOMER_DELAYED, "DELIVERED", placed,
-                   [OrderLineRecord("SKU-MUG2", "Ceramic mug, set of 2", 2, Decimal("18.00"))],
-                   tracking="SBX100000004")
+        earlier = self.order(DEMO_ORDER_DELIVERED_EARLIER, DEMO_CUSTOMER_DELAYED, "DELIVERED", placed,
+                             [OrderLineRecord("SKU-MUG2", "Ceramic mug, set of 2", 2, Decimal("18.00"))],
+                             tracking="SBX100000004")
         delivered = placed + timedelta(days=3, hours=2)
         steps = self.journey(placed, delivered, "Berlin")
         steps.append(CheckpointRecord(delivered, "Berlin", "Delivered to recipient", "DELIVERED"))
-        self.shipment("SBX100000004", "DELIVERED", placed, placed + timedelta(days=4), None, delivered, steps)
+        self.shipment(earlier, "DELIVERED", placed + timedelta(days=4), None, delivered, steps)
         self.ticket(DEMO_CUSTOMER_DELAYED, f"Mug arrived chipped ({DEMO_ORDER_DELIVERED_EARLIER})",
                     "One of the two mugs has a chipped rim.", "solved", placed + timedelta(days=4))
 
@@ -273,11 +277,11 @@ class _Builder:
         steps = self.journey(placed, now - timedelta(days=9), "Munich")[:3]
         steps.append(CheckpointRecord(now - timedelta(days=1), "Sandbox Express claims desk",
                                       "Parcel could not be located and was declared lost", "LOST"))
-        self.order(DEMO_ORDER_LOST, DEMO_CUSTOMER_LOST, "SHIPPED", placed,
-                   [OrderLineRecord("SKU-JACKET", "Rain jacket", 1, Decimal("149.00")),
-                    OrderLineRecord("SKU-SHOES", "Trail running shoes", 1, Decimal("119.95"))],
-                   tracking=DEMO_TRACKING_LOST)
-        self.shipment(DEMO_TRACKING_LOST, "LOST", placed, promised, None, None, steps)
+        lost = self.order(DEMO_ORDER_LOST, DEMO_CUSTOMER_LOST, "SHIPPED", placed,
+                          [OrderLineRecord("SKU-JACKET", "Rain jacket", 1, Decimal("149.00")),
+                           OrderLineRecord("SKU-SHOES", "Trail running shoes", 1, Decimal("119.95"))],
+                          tracking=DEMO_TRACKING_LOST)
+        self.shipment(lost, "LOST", promised, None, None, steps)
         self.ticket(DEMO_CUSTOMER_LOST, f"Where is my order {DEMO_ORDER_LOST}?",
                     "Tracking has not moved for a week.", "open", now - timedelta(days=3))
 
@@ -289,10 +293,10 @@ class _Builder:
         steps.append(CheckpointRecord(delivered - timedelta(hours=5), "Amsterdam", "Out for delivery",
                                       "OUT_FOR_DELIVERY"))
         steps.append(CheckpointRecord(delivered, "Amsterdam", "Delivered, handed to neighbour", "DELIVERED"))
-        self.order(DEMO_ORDER_DELIVERED, DEMO_CUSTOMER_DELIVERED, "DELIVERED", placed,
-                   [OrderLineRecord("SKU-LAMP", "Desk lamp, dimmable", 2, Decimal("45.00"))],
-                   tracking=DEMO_TRACKING_DELIVERED)
-        self.shipment(DEMO_TRACKING_DELIVERED, "DELIVERED", placed, promised, None, delivered, steps)
+        arrived = self.order(DEMO_ORDER_DELIVERED, DEMO_CUSTOMER_DELIVERED, "DELIVERED", placed,
+                             [OrderLineRecord("SKU-LAMP", "Desk lamp, dimmable", 2, Decimal("45.00"))],
+                             tracking=DEMO_TRACKING_DELIVERED)
+        self.shipment(arrived, "DELIVERED", promised, None, delivered, steps)
         self.order(DEMO_ORDER_PROCESSING, DEMO_CUSTOMER_DELIVERED, "PROCESSING", now - timedelta(hours=5),
                    [OrderLineRecord("SKU-BOOK", "Cookbook: Weeknight dinners", 1, Decimal("27.00"))])
         self.order(DEMO_ORDER_CANCELLED, DEMO_CUSTOMER_DELIVERED, "CANCELLED", now - timedelta(days=20),
@@ -343,12 +347,12 @@ class _Builder:
         if delivered <= self.now:
             steps = self.journey(placed, delivered, city)
             steps.append(CheckpointRecord(delivered, city, "Delivered to recipient", "DELIVERED"))
-            self.order(oid, cid, "DELIVERED", placed, lines, currency, tracking)
-            self.shipment(tracking, "DELIVERED", placed, promised, None, delivered, steps)
+            order = self.order(oid, cid, "DELIVERED", placed, lines, currency, tracking)
+            self.shipment(order, "DELIVERED", promised, None, delivered, steps)
         else:
             steps = self.journey(placed, self.now, city)
-            self.order(oid, cid, "SHIPPED", placed, lines, currency, tracking)
-            self.shipment(tracking, "IN_TRANSIT", placed, promised, delivered, None, steps)
+            order = self.order(oid, cid, "SHIPPED", placed, lines, currency, tracking)
+            self.shipment(order, "IN_TRANSIT", promised, delivered, None, steps)
 
 
 def build_demo_data(seed: int = DEFAULT_SEED, now: datetime | None = None) -> DemoData:

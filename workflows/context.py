@@ -41,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
         OutboundReply,
         RefundRequest,
         ShipmentLookup,
+        ShipmentsLookup,
+        ShipmentsResult,
         SystemFailure,
     )
 
@@ -111,14 +113,21 @@ async def gather_customer_360(
 ) -> Customer360:
     """Everything the ERP, the carrier and the older helpdesk know about the customer.
 
-    The ERP and the helpdesk are asked at once; the parcels are tracked, all at once, as
-    soon as the orders are known: the ticket's order if it names one the ERP has for this
-    customer, otherwise the ``max_shipments`` most recent orders that shipped. A refresh can
-    pass the tracking numbers of its previous picture as ``known_tracking_numbers``: those
-    are tracked alongside the ERP call instead of after it, so a refresh costs the slowest
-    system's time rather than ERP plus carrier. The picture is the same either way: a known
-    number the orders no longer point to is dropped (unless the ERP could not be asked,
-    when the known parcels are the best there is).
+    When the ticket names an order, the ERP, the helpdesk and the carrier are asked at once:
+    the carrier for the parcels whose shipper's reference is that order id, so a gather costs
+    the slowest system's time rather than ERP plus carrier. The ERP's answer still decides
+    whether those parcels are shown: if the order is not this customer's, they are dropped
+    (and the gather goes on as below, for the recent orders); if the ERP could not be asked,
+    they are the best there is and are kept. A tracking number the ERP has for the order
+    that the carrier did not list under its reference is tracked after the ERP answers.
+
+    Without an order id, the ERP and the helpdesk are asked at once, and the parcels of the
+    ``max_shipments`` most recent orders that shipped are tracked, all at once, as soon as
+    the orders are known. A refresh can pass the tracking numbers of its previous picture as
+    ``known_tracking_numbers``: those are tracked alongside the ERP call instead of after it.
+    The picture is the same either way: a known number the orders no longer point to is
+    dropped (unless the ERP could not be asked, when the known parcels are the best there
+    is). With an order id the known numbers are not needed and not asked for.
 
     Never fails because a system does: what could be fetched is returned, and each system
     that could not be asked (down, slow, refusing) adds a ``SystemGap``; so does an order
@@ -134,27 +143,47 @@ async def gather_customer_360(
         return asyncio.create_task(_call("carrier", "track_shipment", ShipmentLookup(tracking_number=number),
                                          Shipment, policy, within))
 
-    early = {n: track(n, budget) for n in dict.fromkeys(known_tracking_numbers)}
+    by_reference: asyncio.Task[Any] | None = None
+    early: dict[str, asyncio.Task[Any]] = {}
+    if order_id:
+        by_reference = asyncio.create_task(_call("carrier", "find_shipments", ShipmentsLookup(reference=order_id),
+                                                 ShipmentsResult, policy, budget))
+    else:
+        early = {n: track(n, budget) for n in dict.fromkeys(known_tracking_numbers)}
 
     async def orders_then_shipments() -> None:
         found = await _call("erp", "lookup_orders", OrdersLookup(customer_id=customer_id, order_id=order_id),
                             OrdersResult, policy, budget)
+        order_is_theirs = True  # if the ERP cannot say, the customer's word is all there is
         if isinstance(found, SystemFailure):
             failures.append(found)
             numbers = list(early)
         else:
             picture.customer, picture.orders = found.customer, found.orders
             if found.unknown_order_id:
+                order_is_theirs = False
                 failures.append(SystemFailure(
                     system="erp", error_type="NotFound",
                     message=f"order {found.unknown_order_id} named on the ticket is not an order of "
                             f"customer {customer_id} in the ERP",
                 ))
             numbers = _tracking_numbers(found.orders, order_id, max_shipments)
+        listed: list[Shipment] = []
+        if by_reference is not None and order_is_theirs:
+            by_ref = await by_reference
+            if isinstance(by_ref, SystemFailure):
+                # Tracking by number asks the same carrier again: the gap says it could not be asked.
+                failures.append(by_ref)
+                numbers = []
+            else:
+                listed = by_ref.shipments
+                seen = {s.tracking_number for s in listed}
+                numbers = [n for n in numbers if n not in seen]
         remaining = max(deadline - workflow.now(), policy.start_to_close)
         lookups = [early.get(n) or track(n, remaining) for n in numbers]
         if lookups:
             await workflow.wait(lookups)
+        picture.shipments.extend(listed)
         for lookup in lookups:  # in order of the orders, whatever answered first
             tracked = lookup.result()
             if isinstance(tracked, SystemFailure):
@@ -171,8 +200,10 @@ async def gather_customer_360(
             picture.external_tickets = found.tickets
 
     branches = [asyncio.create_task(orders_then_shipments()), asyncio.create_task(external_tickets())]
-    # Early lookups the orders no longer point to are awaited too: no call outlives the gather.
-    await workflow.wait([*branches, *early.values()])
+    # Parcel lookups whose answer goes unused (known parcels the orders no longer point to,
+    # another customer's order's parcels) are awaited too: no call outlives the gather.
+    parcel_lookups = [*early.values(), *([by_reference] if by_reference else [])]
+    await workflow.wait([*branches, *parcel_lookups])
     for branch in branches:
         branch.result()  # a bug or a cancellation is not a gap: let it surface
     picture.gaps = [SystemGap(system=f.system, reason=f.message, error_type=f.error_type)

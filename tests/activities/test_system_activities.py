@@ -24,6 +24,7 @@ from models.systems import (
     RefundLookup,
     RefundRequest,
     ShipmentLookup,
+    ShipmentsLookup,
 )
 from settings import Settings
 
@@ -53,11 +54,18 @@ ERRORS = [
 ]
 
 
+CARRIER_CALLS = pytest.mark.parametrize(("call", "arg"), [
+    ("track_shipment", ShipmentLookup(tracking_number="T-1")),
+    ("find_shipments", ShipmentsLookup(reference="O-1")),
+])
+
+
+@CARRIER_CALLS
 @pytest.mark.parametrize(("kind", "retryable"), ERRORS, ids=[k.__name__ for k, _ in ERRORS])
-def test_a_connector_error_keeps_its_type_and_only_transient_ones_are_retried(kind, retryable):
+def test_a_connector_error_keeps_its_type_and_only_transient_ones_are_retried(kind, retryable, call, arg):
     acts = SystemActivities(logistics=Broken(kind("carrier", "it went wrong", status_code=599)))
     with pytest.raises(ApplicationError) as caught:
-        run(acts.track_shipment, ShipmentLookup(tracking_number="T-1"))
+        run(getattr(acts, call), arg)
     assert caught.value.type == kind.__name__
     assert caught.value.non_retryable is not retryable
     assert "carrier: it went wrong" in caught.value.message
@@ -81,6 +89,17 @@ def test_http_answers_become_typed_application_errors(response, error_type, retr
     assert (caught.value.type, caught.value.non_retryable) == (error_type, not retryable)
 
 
+def test_find_shipments_returns_the_parcels_under_the_reference_and_none_is_no_error():
+    def answer(request):
+        parcels = [{"tracking_number": "T-1", "carrier": "Test Express", "status": "DELIVERED"}]
+        return httpx.Response(200, json={"shipments": parcels if request.url.params["reference"] == "O-1" else []})
+
+    acts = SystemActivities(logistics=_carrier(answer))
+    [parcel] = run(acts.find_shipments, ShipmentsLookup(reference="O-1")).shipments
+    assert parcel.tracking_number == "T-1"
+    assert run(acts.find_shipments, ShipmentsLookup(reference="O-2")).shipments == []
+
+
 def test_a_transport_failure_is_retryable_unavailable():
     def refuse(request):
         raise httpx.ConnectError("connection refused", request=request)
@@ -96,6 +115,7 @@ REFUND = RefundRequest(ticket_id="TK-1", customer_id="C-1", order_id="O-new", am
 CALLS = {
     "lookup_orders": (OrdersLookup(customer_id="C-1"), "TICKETFLOW_ORDERS_URL"),
     "track_shipment": (ShipmentLookup(tracking_number="T-1"), "TICKETFLOW_LOGISTICS_URL"),
+    "find_shipments": (ShipmentsLookup(reference="O-1"), "TICKETFLOW_LOGISTICS_URL"),
     "find_external_tickets": (ExternalTicketsLookup(customer_id="C-1"), "TICKETFLOW_HELPDESK_URL"),
     "create_refund": (REFUND, "TICKETFLOW_ORDERS_URL"),
     "get_refund": (RefundLookup(refund_id="R-1"), "TICKETFLOW_ORDERS_URL"),

@@ -28,6 +28,14 @@ def carrier(handler) -> RestLogisticsProvider:
     return RestLogisticsProvider("http://carrier.test", api_key="k", timeout=1, transport=httpx.MockTransport(handler))
 
 
+# The same error mapping whichever way a parcel is asked for.
+LOOKUPS = pytest.mark.parametrize("lookup", [
+    pytest.param(lambda client: client.track_shipment("SBX1"), id="by-tracking-number"),
+    pytest.param(lambda client: client.find_shipments("ORD-1"), id="by-reference"),
+])
+
+
+@LOOKUPS
 @pytest.mark.parametrize(("status", "error", "retryable"), [
     (400, InvalidRequest, False),
     (401, Unauthorized, False),
@@ -42,34 +50,36 @@ def carrier(handler) -> RestLogisticsProvider:
     (503, Unavailable, True),
     (302, MalformedResponse, True),
 ])
-def test_status_codes(status, error, retryable):
+def test_status_codes(status, error, retryable, lookup):
     client = carrier(lambda request: httpx.Response(status, json={"detail": "nope"}))
     with pytest.raises(error) as caught:
-        client.track_shipment("SBX1")
+        lookup(client)
     assert type(caught.value) is error
     assert (caught.value.retryable, caught.value.status_code, caught.value.system) == (retryable, status, "carrier")
     assert "nope" in str(caught.value)
 
 
+@LOOKUPS
 @pytest.mark.parametrize(("raised", "error"), [
     (httpx.ConnectError("refused"), Unavailable),
     (httpx.RemoteProtocolError("peer closed"), Unavailable),
     (httpx.ReadTimeout("slow"), Timeout),
     (httpx.ConnectTimeout("slow"), Timeout),
 ])
-def test_transport_failures(raised, error):
+def test_transport_failures(raised, error, lookup):
     def handler(request):
         raise raised
 
     with pytest.raises(error) as caught:
-        carrier(handler).track_shipment("SBX1")
+        lookup(carrier(handler))
     assert caught.value.retryable
 
 
+@LOOKUPS
 @pytest.mark.parametrize("body", [b'{"tracking_number": "SBX1", "carr', b"<html>Bad gateway</html>", b""])
-def test_unparseable_success_is_malformed(body):
+def test_unparseable_success_is_malformed(body, lookup):
     with pytest.raises(MalformedResponse):
-        carrier(lambda request: httpx.Response(200, content=body)).track_shipment("SBX1")
+        lookup(carrier(lambda request: httpx.Response(200, content=body)))
 
 
 @pytest.mark.parametrize("broken", [
@@ -95,3 +105,41 @@ def test_request_carries_key_and_escaped_path_and_maps_statuses():
     assert seen[0].url.raw_path == b"/shipments/SBX%201%2F2"
     assert shipment.status is ShipmentStatus.unknown  # a new carrier status must not break tracking
     assert shipment.delay_days == 2 and shipment.is_delayed
+
+
+def test_reference_lookup_sends_the_reference_as_one_query_value_and_maps_each_parcel():
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return httpx.Response(200, json={"shipments": [TRACKING, {**TRACKING, "tracking_number": "SBX2",
+                                                                  "status": "DELIVERED", "delay_hours": 0}]})
+
+    found = carrier(handler).find_shipments("ORD 1&x=2")
+    assert seen[0].headers["authorization"] == "Bearer k"
+    assert (seen[0].url.path, dict(seen[0].url.params)) == ("/shipments", {"reference": "ORD 1&x=2"})
+    assert [(s.tracking_number, s.status, s.delay_days) for s in found] == [
+        ("SBX1", ShipmentStatus.in_transit, 2), ("SBX2", ShipmentStatus.delivered, 0)]
+
+
+def test_no_parcel_under_the_reference_is_an_empty_list_not_an_error():
+    assert carrier(lambda request: httpx.Response(200, json={"shipments": []})).find_shipments("ORD-1") == []
+
+
+@pytest.mark.parametrize("body", [
+    {"shipments": [{**TRACKING, "status": None}]},
+    {"shipments": None},
+    [TRACKING],  # a bare list instead of the envelope
+    TRACKING,  # one parcel instead of the list
+])
+def test_a_reference_answer_of_the_wrong_shape_is_malformed(body):
+    with pytest.raises(MalformedResponse, match="does not match"):
+        carrier(lambda request: httpx.Response(200, json=body)).find_shipments("ORD-1")
+
+
+def test_an_empty_reference_is_refused_before_calling():
+    def handler(request):
+        raise AssertionError("no request expected")
+
+    with pytest.raises(InvalidRequest):
+        carrier(handler).find_shipments("")

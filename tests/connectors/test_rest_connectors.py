@@ -8,6 +8,9 @@ from sandbox.data import (
     DEMO_CUSTOMER_DELAYED,
     DEMO_CUSTOMER_LOST,
     DEMO_CUSTOMER_WITHOUT_ORDERS,
+    DEMO_ORDER_DELAYED,
+    DEMO_ORDER_LOST,
+    DEMO_ORDER_PROCESSING,
     DEMO_TRACKING_DELAYED,
     DEMO_TRACKING_DELIVERED,
     DEMO_TRACKING_LOST,
@@ -38,6 +41,21 @@ def test_unknown_tracking_number_is_not_found(connector):
     with pytest.raises(NotFound) as caught:
         connector("carrier").track_shipment("SBX-NOPE/../shipments")
     assert (caught.value.retryable, caught.value.status_code) == (False, 404)
+
+
+def test_parcels_are_found_by_the_order_id_on_their_label(connector):
+    carrier = connector("carrier")
+    assert carrier.find_shipments(DEMO_ORDER_DELAYED) == [carrier.track_shipment(DEMO_TRACKING_DELAYED)]
+    [lost] = carrier.find_shipments(DEMO_ORDER_LOST)
+    assert lost.tracking_number == DEMO_TRACKING_LOST and lost.status is ShipmentStatus.lost
+
+
+def test_a_reference_no_parcel_carries_is_an_empty_list(connector):
+    carrier = connector("carrier")
+    assert carrier.find_shipments(DEMO_ORDER_PROCESSING) == []  # not shipped yet
+    assert carrier.find_shipments("ORD-1001&reference=ORD-1002") == []  # one reference, escaped
+    with pytest.raises(InvalidRequest):
+        carrier.find_shipments(" ")
 
 
 # --- helpdesk ------------------------------------------------------------------------------

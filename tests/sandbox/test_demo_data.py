@@ -62,6 +62,7 @@ def test_every_shipped_order_has_a_shipment_with_events_in_time_order():
     for order in data.orders.values():
         if order.status in ("SHIPPED", "DELIVERED"):
             shipment = data.shipments[order.tracking_number]
+            assert shipment.reference == order.id  # the carrier can find it by the order id
             times = [c.time for c in shipment.checkpoints]
             assert times == sorted(times) and times[-1] <= NOW
         assert order.total > 0

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from sandbox.data import DEMO_CUSTOMER_DELAYED, DEMO_TRACKING_DELAYED
+from sandbox.data import DEMO_CUSTOMER_DELAYED, DEMO_ORDER_DELAYED, DEMO_TRACKING_DELAYED
 
 
 @pytest.fixture
@@ -31,6 +31,15 @@ def test_fail_next_fails_exactly_n_requests_then_heals(sandbox, carrier):
     assert [carrier.get(TRACK).status_code for _ in range(3)] == [500, 500, 200]
     status = sandbox.fault_status("carrier")
     assert (status["requests_seen"], status["faults_injected"], status["faults"]["fail_next"]) == (3, 2, 0)
+
+
+def test_faults_apply_to_the_reference_lookup_too(sandbox, carrier):
+    by_reference = f"/shipments?reference={DEMO_ORDER_DELAYED}"
+    sandbox.set_faults("carrier", fail_next=1, status_code=503)
+    assert [carrier.get(by_reference).status_code for _ in range(2)] == [503, 200]
+    sandbox.set_faults("carrier", malformed_rate=1)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(carrier.get(by_reference).content)
 
 
 def test_injected_errors_use_the_configured_status(sandbox, carrier):

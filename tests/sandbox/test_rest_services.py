@@ -9,6 +9,8 @@ from models.customer360 import InboundChatMessage
 from sandbox.data import (
     DEMO_CUSTOMER_DELAYED,
     DEMO_CUSTOMER_LOST,
+    DEMO_ORDER_DELAYED,
+    DEMO_ORDER_PROCESSING,
     DEMO_TRACKING_DELAYED,
     DEMO_TRACKING_DELIVERED,
     DEMO_TRACKING_LOST,
@@ -43,6 +45,24 @@ def test_carrier_reports_lost_and_delivered_parcels(sandbox, api):
 def test_carrier_unknown_parcel_and_missing_key(sandbox, api):
     assert api.get(f"{sandbox.urls['carrier']}/shipments/SBX0").status_code == 404
     assert httpx.get(f"{sandbox.urls['carrier']}/shipments/{DEMO_TRACKING_LOST}").status_code == 401
+
+
+def test_carrier_finds_parcels_by_the_shippers_reference(sandbox, api):
+    url = f"{sandbox.urls['carrier']}/shipments"
+    found = api.get(url, params={"reference": DEMO_ORDER_DELAYED})
+    assert found.status_code == 200
+    [parcel] = found.json()["shipments"]
+    assert parcel == api.get(f"{url}/{DEMO_TRACKING_DELAYED}").json()
+    assert (parcel["tracking_number"], parcel["reference"]) == (DEMO_TRACKING_DELAYED, DEMO_ORDER_DELAYED)
+
+
+def test_carrier_reference_nobody_shipped_under_is_an_empty_list(sandbox, api):
+    url = f"{sandbox.urls['carrier']}/shipments"
+    for reference in (DEMO_ORDER_PROCESSING, "ORD-10", DEMO_ORDER_DELAYED.lower()):  # exact matches only
+        answer = api.get(url, params={"reference": reference})
+        assert (answer.status_code, answer.json()) == (200, {"shipments": []})
+    assert api.get(url).status_code == 422  # the reference is required
+    assert httpx.get(url, params={"reference": DEMO_ORDER_DELAYED}).status_code == 401
 
 
 # --- helpdesk ------------------------------------------------------------------------------
