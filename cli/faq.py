@@ -1,0 +1,184 @@
+"""`ticketflow faq`: the FAQ knowledge base from the command line.
+
+The commands work on the database directly (as `ticketflow token create` does) and apply
+migrations first. Those that change the knowledge base also publish its new index version
+here, so they load the embedding model (a few seconds) and need no running worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from models.faq import FaqPublication, FaqResult
+
+faq_app = typer.Typer(help="The FAQ knowledge base: import, export, ask the bot.", no_args_is_help=True)
+
+
+def _database():
+    from migrations import upgrade
+    from models.db import Database
+    from settings import get_settings
+
+    settings = get_settings()
+    upgrade(settings.effective_database_url)
+    return Database(settings.effective_database_url)
+
+
+def _show_progress() -> None:
+    """Loading the model and publishing log their progress; show it on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("faq")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def _publish_here(db) -> FaqPublication:
+    from faq.encoder import FaqModelError
+    from faq.knowledge_base import kb_state, publish, record_publish_error
+
+    _show_progress()
+    try:
+        return publish(db)
+    except FaqModelError as exc:
+        revision = db.call(kb_state).revision
+        db.call(record_publish_error, revision, str(exc))
+        typer.echo(f"the index was not published: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _echo_publication(publication: FaqPublication) -> None:
+    if publication.status == "published":
+        typer.echo(f"index version {publication.index_version} answers for knowledge-base revision "
+                   f"{publication.kb_revision}")
+    else:
+        typer.echo(f"index {publication.status} for revision {publication.kb_revision}"
+                   f"{': ' + publication.detail if publication.detail else ''}; run `ticketflow faq publish`",
+                   err=True)
+
+
+@faq_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="A CSV or JSON file.")],
+    format_: Annotated[str | None, typer.Option(
+        "--format", help="csv or json; default: from the file name's extension.")] = None,
+    replace: Annotated[bool, typer.Option(
+        help="Also delete the entries the file does not have (default: create and update only).")] = False,
+) -> None:
+    """Import FAQ entries, all or nothing, and publish the new index version.
+
+    A file with problems is rejected whole: every problem is listed with its line (and, for
+    JSON, its array index), nothing is imported, and the exit code is 1.
+    """
+    from faq import knowledge_base as kb
+    from faq.io import FaqImportError, parse_entries_located
+
+    file_format = (format_ or file.suffix.lstrip(".")).lower()
+    if file_format not in ("csv", "json"):
+        typer.echo(f"cannot tell whether {file} is CSV or JSON: add --format csv or --format json", err=True)
+        raise typer.Exit(2)
+    db = _database()
+    try:
+        located = parse_entries_located(file.read_bytes(), file_format)
+        counts = db.call(kb.import_entries, located, replace=replace)
+    except FaqImportError as exc:
+        typer.echo(f"{file}: rejected, nothing imported ({len(exc.problems)} problem(s)):", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"imported {file}: {counts.created} created, {counts.updated} updated, "
+               f"{counts.unchanged} unchanged, {counts.deleted} deleted")
+    _echo_publication(_publish_here(db))
+    db.dispose()
+
+
+@faq_app.command("export")
+def export(
+    format_: Annotated[str, typer.Option("--format", help="csv or json.")] = "json",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write; default: stdout.")] = None,
+) -> None:
+    """Write every FAQ entry as CSV or JSON; `ticketflow faq import` reads it back unchanged."""
+    from faq import knowledge_base as kb
+    from faq.io import export_entries
+
+    if format_ not in ("csv", "json"):
+        typer.echo("--format is csv or json", err=True)
+        raise typer.Exit(2)
+    db = _database()
+    data = export_entries(db.call(kb.all_entries), format_)  # type: ignore[arg-type]
+    db.dispose()
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(data)
+        typer.echo(f"wrote {output}", err=True)
+
+
+@faq_app.command("ask")
+def ask(
+    question: Annotated[str, typer.Argument(help="What a customer asks.")],
+    department: Annotated[str | None, typer.Option(help="Only match entries of this department.")] = None,
+    language: Annotated[str | None, typer.Option(help="Only match entries in this language.")] = None,
+    version: Annotated[str | None, typer.Option(help="Ask an earlier index version.")] = None,
+) -> None:
+    """Ask the FAQ bot as a ticket would: best entry, confidence, threshold, decision."""
+    from faq.knowledge_base import PublishedIndexes
+    from faq.store import FaqIndexNotFound
+    from models.faq import FaqQuery
+
+    db = _database()
+    _show_progress()
+    query = FaqQuery(text=question, department=department, language=language, index_version=version)
+    try:
+        result = PublishedIndexes(db).answer(query, fall_back_to_current=False)
+    except FaqIndexNotFound as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    db.dispose()
+    typer.echo(_describe(result))
+
+
+def _describe(result: FaqResult) -> str:
+    lines = [f"index version  {result.index_version}"]
+    if result.best is None:
+        lines.append("no entry matches (the knowledge base is empty)")
+    else:
+        best = result.best
+        lines.append(f"best entry     {best.entry_id} ({best.department}), score {best.score:.3f}: {best.question!r}")
+    confidence = "none (index not calibrated)" if result.confidence is None else f"{result.confidence:.3f}"
+    threshold = "-" if result.threshold is None else f"{result.threshold:.3f}"
+    lines.append(f"confidence     {confidence}, threshold {threshold}")
+    lines.append(f"decision       {result.decision.value}")
+    if result.answer:
+        lines.append(f"answer         {result.answer}")
+    if result.alternatives:
+        lines.append("alternatives")
+        lines.extend(
+            f"  {match.entry_id} ({match.department}), score {match.score:.3f}: {match.question!r}"
+            for match in result.alternatives
+        )
+    return "\n".join(lines)
+
+
+@faq_app.command("status")
+def status() -> None:
+    """The index version answering now, its calibration, and whether a newer one is pending."""
+    from faq.knowledge_base import index_status
+
+    db = _database()
+    typer.echo(db.call(index_status).model_dump_json(indent=2))
+    db.dispose()
+
+
+@faq_app.command("publish")
+def publish_() -> None:
+    """Build and publish the index of the newest revision, if that is not published yet."""
+    db = _database()
+    _echo_publication(_publish_here(db))
+    db.dispose()

