@@ -6,6 +6,7 @@ Run many of these against one Temporal cluster to scale out; each polls the same
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +16,8 @@ from temporalio.worker import Worker
 
 from activities.notifications import NotificationActivities
 from activities.readmodel import ReadModelActivities
+from activities.routing import RoutingActivities
+from activities.systems import build_system_activities
 from models.db import Database
 from settings import Settings
 from workflows.ticket import TicketWorkflow
@@ -32,34 +35,64 @@ async def connect(settings: Settings, address: str | None = None) -> Client:
     )
 
 
-def build_activities(settings: Settings, db: Database) -> list:
-    readmodel = ReadModelActivities(db)
-    notifications = NotificationActivities()
-    return [readmodel.project_ticket, readmodel.project_task, notifications.deliver_reply]
+class TicketWorker:
+    """The ticket task queue's worker and the clients its activities hold."""
+
+    def __init__(self, client: Client, settings: Settings, db: Database, executor: ThreadPoolExecutor) -> None:
+        self.systems = build_system_activities(settings)
+        readmodel = ReadModelActivities(db)
+        notifications = NotificationActivities(self.systems)
+        routing = RoutingActivities(db, client)
+        self.worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=WORKFLOWS,
+            activities=[
+                readmodel.project_ticket, readmodel.project_task, notifications.deliver_reply,
+                *self.systems.activities(), routing.route_task, routing.offer_queued,
+            ],
+            activity_executor=executor,
+            max_concurrent_activities=settings.activity_threads,
+        )
+
+    async def __aenter__(self) -> "TicketWorker":
+        await self.worker.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc) -> None:  # noqa: ANN002
+        try:
+            await self.worker.__aexit__(*exc)
+        finally:
+            self.systems.close()
+
+    async def run(self) -> None:
+        try:
+            await self.worker.run()
+        finally:
+            self.systems.close()
 
 
-def build_worker(client: Client, settings: Settings, db: Database, executor: ThreadPoolExecutor) -> Worker:
-    return Worker(
-        client,
-        task_queue=settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=build_activities(settings, db),
-        activity_executor=executor,
-        max_concurrent_activities=settings.activity_threads,
-    )
+def build_worker(client: Client, settings: Settings, db: Database, executor: ThreadPoolExecutor) -> TicketWorker:
+    return TicketWorker(client, settings, db, executor)
 
 
-async def run_worker(settings: Settings, client: Client | None = None, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    settings: Settings, client: Client | None = None, stop: asyncio.Event | None = None, *, faq: bool = False
+) -> None:
+    """Poll the ticket task queue (and with `faq`, the FAQ bot's queue too, which loads the
+    embedding model in this process) until `stop` is set, or forever."""
     client = client or await connect(settings)
     db = Database(settings.effective_database_url)
+    stop = stop or asyncio.Event()
     with ThreadPoolExecutor(max_workers=settings.activity_threads, thread_name_prefix="activity") as executor:
-        worker = build_worker(client, settings, db, executor)
-        log.info("worker polling task queue %s", settings.task_queue)
-        if stop is None:
-            await worker.run()
-        else:
-            async with worker:
-                await stop.wait()
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(build_worker(client, settings, db, executor))
+            log.info("worker polling task queue %s", settings.task_queue)
+            if faq:
+                from activities.faq import build_faq_worker
+
+                await stack.enter_async_context(build_faq_worker(client, settings, db, executor))
+            await stop.wait()
     db.dispose()
 
 
@@ -67,4 +100,4 @@ if __name__ == "__main__":
     from settings import get_settings
 
     logging.basicConfig(level=logging.INFO)
-    asyncio.run(run_worker(get_settings()))
+    asyncio.run(run_worker(get_settings()))  # ticket queue only; `ticketflow worker --faq` adds the bot

@@ -11,7 +11,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.auth import TokenVerifier
-from api.routes import health, tasks, tickets
+from api.routes import agents, events, health, tasks, tickets, webhooks
+from api.routes import faq
 from api.temporal import TemporalGateway, WorkflowEngineUnavailable, is_unavailable
 from models.db import Database, DatabaseUnavailable
 from models.readmodel import InvalidCursor
@@ -74,4 +75,15 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
     app.include_router(health.router)
     app.include_router(tickets.router)
     app.include_router(tasks.router)
+    app.include_router(webhooks.router)
+    app.include_router(agents.router)
+    app.include_router(events.router)
+    app.include_router(faq.router)
     return app
+
+
+def app_from_settings() -> FastAPI:
+    """The app as configured by the environment (for `uvicorn --factory` and `ticketflow api`)."""
+    from settings import get_settings
+
+    return create_app(get_settings())

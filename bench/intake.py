@@ -98,6 +98,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="requests/s of the latency phase")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency phase")
     parser.add_argument("--api-port", type=int, default=8765)
+    parser.add_argument("--api-workers", type=int, default=1, help="API processes (ticketflow api --workers)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ticketflow-bench-"))
@@ -114,14 +115,14 @@ async def main() -> None:
     db.dispose()
 
     api = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "api"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "cli.main", "api", "--workers", str(args.api_workers)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "TICKETFLOW_TEMPORAL_ADDRESS": address, "TICKETFLOW_DATABASE_URL": db_url,
              "TICKETFLOW_TASK_QUEUE": TASK_QUEUE, "TICKETFLOW_API_PORT": str(args.api_port)},
     )
     try:
         wait_for_port("127.0.0.1", args.api_port, 60, api)
         client: Client = env.client
-        print(f"dev server {address} (SQLite file, WAL); API process on :{args.api_port}; "
+        print(f"dev server {address} (SQLite file, WAL); {args.api_workers} API process(es) on :{args.api_port}; "
               f"{args.requests} calls per phase, concurrency {args.concurrency}")
 
         async def bare_start(i: int) -> None:

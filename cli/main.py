@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cli.faq import faq_app
 from cli.history import history_app
 from models.auth import Role
-from settings import Settings, get_settings
+from settings import get_settings
 
 app = typer.Typer(help="ticketflow: every customer issue as a durable Temporal workflow.", no_args_is_help=True,
                   add_completion=False)
@@ -20,6 +20,7 @@ db_app = typer.Typer(help="The read-model database.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
 app.add_typer(history_app, name="history")
+app.add_typer(faq_app, name="faq")
 
 log = logging.getLogger("ticketflow")
 
@@ -59,7 +60,10 @@ def token_create(
 
 
 @app.command()
-def worker(verbose: bool = False) -> None:
+def worker(
+    faq: Annotated[bool, typer.Option("--faq/--no-faq", help="Also answer FAQ questions (loads the model).")] = False,
+    verbose: bool = False,
+) -> None:
     """Run a worker against TICKETFLOW_TEMPORAL_ADDRESS (run as many as you need)."""
     from migrations import upgrade
     from worker import run_worker
@@ -67,21 +71,24 @@ def worker(verbose: bool = False) -> None:
     _logging(verbose)
     settings = get_settings()
     upgrade(settings.effective_database_url)
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker(settings, faq=faq))
 
 
 @app.command()
-def api(verbose: bool = False) -> None:
+def api(
+    workers: Annotated[int, typer.Option(min=1, help="API processes sharing the port (they share nothing else).")] = 1,
+    verbose: bool = False,
+) -> None:
     """Serve the HTTP API on TICKETFLOW_API_HOST:TICKETFLOW_API_PORT."""
     import uvicorn
 
-    from api.main import create_app
     from migrations import upgrade
 
     _logging(verbose)
     settings = get_settings()
     upgrade(settings.effective_database_url)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+    uvicorn.run("api.main:app_from_settings", factory=True, workers=workers, host=settings.api_host,
+                port=settings.api_port, log_level="info" if verbose else "warning")
 
 
 @app.command()

@@ -36,6 +36,13 @@ DEMO_USERS = [
     ("CUST-0001", Role.customer, ""),
 ]
 
+# Routing profiles of the demo agents; they start offline (PUT /agents/me/presence to go online).
+DEMO_AGENTS = [
+    ("ana", ["logistics"], ["carriers", "refunds"], True),
+    ("ben", ["general"], ["accounts"], False),
+    ("sam", ["supervisors", "logistics", "general"], ["refunds"], True),
+]
+
 DEMO_TICKETS = [
     dict(external_ref="demo-late-parcel", customer_id="CUST-0001", order_id="ORD-1001", department="logistics",
          subject="My delivery is late", body="My parcel for order ORD-1001 was due days ago. Where is it?"),
@@ -84,6 +91,26 @@ def _demo_tokens(settings: Settings, db: Database) -> dict[str, str]:
     return tokens
 
 
+def _demo_setup(db: Database) -> None:
+    """A knowledge base for the FAQ bot and routing profiles for the demo agents, once."""
+    from faq.knowledge_base import seed_demo_kb
+
+    publication = seed_demo_kb(db)
+    if publication is not None:
+        log.info("demo FAQ knowledge base: %s (index %s)", publication.status, publication.index_version)
+    for name, queues, skills, senior in DEMO_AGENTS:
+        db.call(_ensure_agent, name, queues, skills, senior)
+
+
+def _ensure_agent(session, name: str, queues: list[str], skills: list[str], senior: bool) -> None:  # noqa: ANN001
+    from models.agent import Agent
+    from models.db import utcnow
+
+    if session.get(Agent, name) is None:
+        session.add(Agent(id=name, queues=queues, skills=skills, languages=["en", "de"], capacity=5, senior=senior,
+                          presence="offline", updated_at=utcnow()))
+
+
 async def _demo_tickets(base_url: str, token: str) -> None:
     async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as http:
         for ticket in DEMO_TICKETS:
@@ -120,7 +147,7 @@ async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> in
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
-        worker_task = asyncio.create_task(run_worker(settings, client, stop_worker))
+        worker_task = asyncio.create_task(run_worker(settings, client, stop_worker, faq=settings.faq_enabled))
         api_task = asyncio.create_task(server.serve())
         while not server.started:
             if api_task.done():
@@ -135,6 +162,7 @@ async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> in
         if sandbox is not None:
             print("  sandbox  " + "  ".join(f"{k}={v}" for k, v in sandbox.urls.items()), flush=True)
         if demo:
+            await asyncio.to_thread(_demo_setup, db)
             tokens = await asyncio.to_thread(_demo_tokens, settings, db)
             await _demo_tickets(api_url, tokens["admin"])
             print(f"  demo tokens (also in {settings.data_dir / 'demo-tokens.json'}):", flush=True)

@@ -3,12 +3,10 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import models.agent  # noqa: F401  (registers tables on SQLModel.metadata)
-import models.auth  # noqa: F401
-import models.events  # noqa: F401
-import models.task  # noqa: F401
-import models.ticket  # noqa: F401
+from migrations import register_tables
 from models.db import make_engine
+
+register_tables()
 
 target_metadata = SQLModel.metadata
 

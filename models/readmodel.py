@@ -10,16 +10,36 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
+from functools import lru_cache
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    String,
+    Text,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel
 
+from models.agent import Agent, AgentPublic, AgentUpsert, RoutingCursor
 from models.db import utcnow
+from models.enums import Priority
 from models.events import ChangeEvent
 from models.task import Task, TaskPublic, TaskSnapshot
 from models.ticket import Ticket, TicketPublic, TicketSnapshot, TicketSummary
+from routing.models import Presence
 
 
 class InvalidCursor(ValueError):
@@ -59,6 +79,7 @@ def ticket_row_values(snap: TicketSnapshot) -> dict[str, Any]:
         "priority": snap.priority.value,
         "department": snap.department,
         "external_ref": snap.external_ref,
+        "conversation_id": snap.conversation_id,
         "status": snap.status.value,
         "opened_at": snap.opened_at,
         "updated_at": snap.updated_at,
@@ -131,6 +152,15 @@ def get_ticket(session: Session, ticket_id: str) -> Ticket | None:
     return session.get(Ticket, ticket_id)
 
 
+def open_ticket_for_conversation(session: Session, customer_id: str, conversation_id: str) -> Ticket | None:
+    """The customer's newest ticket in this chat conversation that is not closed yet."""
+    q = (select(Ticket)
+         .where(Ticket.customer_id == customer_id, Ticket.conversation_id == conversation_id,
+                Ticket.status != "closed")
+         .order_by(Ticket.opened_at.desc()).limit(1))  # type: ignore[union-attr]
+    return session.exec(q).scalars().first()  # type: ignore[call-overload]
+
+
 def get_ticket_by_external_ref(session: Session, external_ref: str) -> Ticket | None:
     return session.exec(select(Ticket).where(Ticket.external_ref == external_ref)).scalars().first()  # type: ignore[call-overload]
 
@@ -197,36 +227,270 @@ def get_task(session: Session, task_id: str) -> Task | None:
     return session.get(Task, task_id)
 
 
+class TaskSort(StrEnum):
+    """Orders of the inbox. Each ends in (created_at, id), so every order is total and a
+    keyset cursor never skips or repeats a task."""
+
+    created = "created"  # oldest first: first come, first served
+    due = "due"  # nearest SLA breach first; tasks without one last
+    priority = "priority"  # most urgent first, then oldest
+
+
+OPEN_STATUSES = ("open", "claimed")
+
+
 def list_tasks(
     session: Session,
     *,
     limit: int,
     cursor: str | None = None,
+    sort: TaskSort = TaskSort.created,
     status: str | None = None,
     queue: str | None = None,
     queues: list[str] | None = None,
     assignee: str | None = None,
-) -> tuple[list[TaskPublic], str | None]:
-    """Oldest first (first come, first served), keyset-paginated on (created_at, id)."""
-    q = select(Task)
+    priority: str | None = None,
+    skill: str | None = None,
+    overdue_at: datetime | None = None,
+    as_json: bool = False,
+) -> tuple[list[TaskPublic] | list[str], str | None]:
+    """One page of tasks in `sort` order, keyset-paginated.
+
+    The cursor carries the sort it was made for, the sort key of the last task on the page
+    and its id; ``overdue_at`` keeps only open or claimed tasks due before that moment.
+    Every query is a range of one of the inbox indexes (queue, status, sort key, created_at,
+    id), so a page costs the same at any depth.
+
+    With `as_json` each task comes as the JSON of its TaskPublic, rendered by the database:
+    the inbox then never decodes JSON columns and datetimes only to encode them again
+    (tests/api/test_inbox_api.py holds both forms to the same result).
+    """
+    c = Task.__table__.c
+    columns = [_task_public_json(session.get_bind().dialect.name)] if as_json else [Task.__table__]
+    where = []
     if status:
-        q = q.where(Task.status == status)
+        where.append(c.status == status)
     if queue:
-        q = q.where(Task.queue == queue)
+        where.append(c.queue == queue)
     if queues is not None:
-        q = q.where(Task.queue.in_(queues))  # type: ignore[attr-defined]
+        where.append(c.queue.in_(queues))
     if assignee:
-        q = q.where(Task.assignee == assignee)
-    if cursor:
-        at_s, last_id = decode_cursor(cursor, 2)
-        try:
-            at = datetime.fromisoformat(at_s)
-        except (TypeError, ValueError) as exc:
-            raise InvalidCursor("cursor is not valid: pass the next_cursor of a previous page unchanged") from exc
-        q = q.where(or_(Task.created_at > at, and_(Task.created_at == at, Task.id > last_id)))
-    q = q.order_by(Task.created_at.asc(), Task.id.asc()).limit(limit + 1)  # type: ignore[union-attr]
-    rows = list(session.exec(q).scalars())  # type: ignore[call-overload]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
-    return [task_public(r) for r in rows], next_cursor
+        where.append(c.assignee == assignee)
+    if priority:
+        where.append(c.priority == priority)
+    if skill:
+        where.append(json_array_contains(session, c.skills, skill, ignore_case=True))
+    if overdue_at is not None:
+        where += [c.due_at < _typed(c.due_at, overdue_at), c.status.in_(OPEN_STATUSES)]
+    key, created_at, task_id = _decode_task_cursor(cursor, sort) if cursor else (None, None, None)
+    after_tie = [tuple_(c.created_at, c.id) > tuple_(_typed(c.created_at, created_at), _typed(c.id, task_id))
+                 ] if cursor else []
+
+    def rows(conditions: list, order: list, n: int) -> list:
+        q = select(*columns).where(*conditions).order_by(*order).limit(n)
+        result = session.connection().execute(q)
+        return list(result.scalars()) if as_json else [row._mapping for row in result]
+
+    if sort is TaskSort.due:
+        # Tasks with a due time, soonest first, then those without one, oldest first: two
+        # ranges of the same index rather than one sort over both.
+        page = []
+        if not cursor or key is not None:
+            after = [tuple_(c.due_at, c.created_at, c.id) > tuple_(
+                _typed(c.due_at, key), _typed(c.created_at, created_at), _typed(c.id, task_id))] if cursor else []
+            page = rows([*where, c.due_at.is_not(None), *after], [c.due_at, c.created_at, c.id], limit + 1)
+        if len(page) <= limit and overdue_at is None:
+            page += rows([*where, c.due_at.is_(None), *(after_tie if key is None else [])], [c.created_at, c.id],
+                         limit + 1 - len(page))
+    elif sort is TaskSort.priority:
+        after = [or_(c.priority_rank < key, and_(c.priority_rank == key, *after_tie))] if cursor else []
+        page = rows([*where, *after], [c.priority_rank.desc(), c.created_at, c.id], limit + 1)
+    else:
+        page = rows([*where, *after_tie], [c.created_at, c.id], limit + 1)
+
+    more = len(page) > limit
+    page = page[:limit]
+    if as_json:
+        return page, _task_cursor(sort, _task_key_from_json(page[-1])) if more and page else None
+    return [TaskPublic.model_validate(r) for r in page], _task_cursor(sort, page[-1]) if more and page else None
+
+
+def _task_key_from_json(text: str) -> dict[str, Any]:
+    """The sort keys of a task from its TaskPublic JSON: only the last task of a page needs
+    them, so no other row pays for converting its datetimes."""
+    task = json.loads(text)
+    due_at = task["due_at"]
+    return {"id": task["id"], "created_at": datetime.fromisoformat(task["created_at"]),
+            "due_at": datetime.fromisoformat(due_at) if due_at else None,
+            "priority_rank": Priority(task["priority"]).rank}
+
+
+@lru_cache(maxsize=4)
+def _task_public_json(dialect: str):
+    """SQL that renders a task row as TaskPublic's JSON: every field from the column of the
+    same name, JSON columns embedded, datetimes as ISO 8601 in UTC."""
+    c = Task.__table__.c
+    args: list = []
+    for name in TaskPublic.model_fields:
+        column = c[name]
+        if isinstance(column.type, JSON):
+            value = func.json(column) if dialect == "sqlite" else column
+        elif isinstance(getattr(column.type, "impl", column.type), DateTime):
+            value = (type_coerce(func.replace(column, " ", "T"), String) + "Z" if dialect == "sqlite"
+                     else func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+        else:
+            value = column
+        args += [literal_column(f"'{name}'"), value]
+    if dialect == "sqlite":
+        return func.json_object(*args)
+    return cast(func.json_build_object(*args), Text)
+
+
+def _typed(column, value: Any):
+    """A bound value with the column's type, so datetimes are stored-format in comparisons."""
+    return literal(value, type_=column.type)
+
+
+def _task_cursor(sort: TaskSort, row) -> str:
+    key = {TaskSort.due: row["due_at"], TaskSort.priority: row["priority_rank"]}.get(sort)
+    return encode_cursor(sort.value, key, row["created_at"], row["id"])
+
+
+def _decode_task_cursor(cursor: str, sort: TaskSort) -> tuple[Any, datetime, str]:
+    made_for, key, created_s, task_id = decode_cursor(cursor, 4)
+    if made_for not in TaskSort.__members__:
+        raise InvalidCursor("cursor is not valid: pass the next_cursor of a previous page unchanged")
+    if made_for != sort.value:
+        raise InvalidCursor(
+            f"this cursor pages through sort={made_for}, not sort={sort.value}: "
+            f"repeat the request with sort={made_for}, or start again without a cursor"
+        )
+    try:
+        created_at = datetime.fromisoformat(created_s)
+        if sort is TaskSort.due and key is not None:
+            key = datetime.fromisoformat(key)
+        if sort is TaskSort.priority and not isinstance(key, int):
+            raise TypeError
+        if not isinstance(task_id, str):
+            raise TypeError
+    except (TypeError, ValueError) as exc:
+        raise InvalidCursor("cursor is not valid: pass the next_cursor of a previous page unchanged") from exc
+    return key, created_at, task_id
+
+
+def json_array_contains(session: Session, column, value: str, *, ignore_case: bool = False):
+    """`value` is an element of the JSON array in `column` (SQLite and PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        elements = func.json_array_elements_text(column).table_valued("value")
+    else:
+        elements = func.json_each(column).table_valued("value")
+    element = elements.c.value
+    if ignore_case:
+        return exists(select(literal(1)).select_from(elements).where(func.lower(element) == value.lower()))
+    return exists(select(literal(1)).select_from(elements).where(element == value))
+
+
+# --- agents ------------------------------------------------------------------------------
+
+
+def agent_loads(session: Session, agent_ids: list[str], excluding_task: str | None = None) -> dict[str, int]:
+    """Tasks each agent holds now (claimed, by hand or by routing)."""
+    if not agent_ids:
+        return {}
+    c = Task.__table__.c
+    q = select(c.assignee, func.count()).where(c.status == "claimed", c.assignee.in_(agent_ids))
+    if excluding_task is not None:
+        q = q.where(c.id != excluding_task)
+    q = q.group_by(c.assignee)
+    return {assignee: count for assignee, count in session.exec(q)}  # type: ignore[call-overload]
+
+
+def agent_public(row: Agent, load: int) -> AgentPublic:
+    return AgentPublic.model_validate({**row.model_dump(), "load": load})
+
+
+def get_agent(session: Session, agent_id: str) -> AgentPublic | None:
+    row = session.get(Agent, agent_id)
+    if row is None:
+        return None
+    return agent_public(row, agent_loads(session, [agent_id]).get(agent_id, 0))
+
+
+def upsert_agent(session: Session, agent_id: str, profile: AgentUpsert) -> tuple[AgentPublic, bool]:
+    """Create the agent (offline) or replace their profile, keeping their presence.
+    Returns the agent and whether they were created."""
+    now = utcnow()
+    values = {**profile.model_dump(), "id": agent_id, "updated_at": now}
+    created = session.get(Agent, agent_id) is None
+    stmt = _insert(session, Agent).values(**values, presence=Presence.offline.value, presence_changed_at=None)
+    stmt = stmt.on_conflict_do_update(index_elements=["id"], set_=values)
+    session.exec(stmt)  # type: ignore[call-overload]
+    session.expire_all()
+    agent = get_agent(session, agent_id)
+    assert agent is not None
+    return agent, created
+
+
+def list_agents(session: Session, *, queue: str | None = None, presence: str | None = None) -> list[AgentPublic]:
+    q = select(Agent)
+    if queue:
+        q = q.where(json_array_contains(session, Agent.__table__.c.queues, queue))
+    if presence:
+        q = q.where(Agent.presence == presence)
+    rows = list(session.exec(q.order_by(Agent.id)).scalars())  # type: ignore[call-overload]
+    loads = agent_loads(session, [r.id for r in rows])
+    return [agent_public(r, loads.get(r.id, 0)) for r in rows]
+
+
+def set_presence(session: Session, agent_id: str, presence: Presence) -> AgentPublic | None:
+    row = session.get(Agent, agent_id)
+    if row is None:
+        return None
+    if row.presence != presence.value:
+        row.presence = presence.value
+        row.presence_changed_at = utcnow()
+        session.add(row)
+        session.flush()
+    return agent_public(row, agent_loads(session, [agent_id]).get(agent_id, 0))
+
+
+def tasks_held_by(session: Session, agent_id: str) -> list[tuple[str, str]]:
+    """(task id, workflow id) of every task the agent holds."""
+    q = select(Task.id, Task.workflow_id).where(Task.assignee == agent_id, Task.status == "claimed")
+    return [(task_id, workflow_id) for task_id, workflow_id in session.exec(q)]  # type: ignore[call-overload]
+
+
+def save_routing_cursor(session: Session, queue: str, agent_id: str) -> None:
+    """Remember who got the last round-robin tie in `queue`."""
+    stmt = _insert(session, RoutingCursor).values(queue=queue, last_assigned=agent_id)
+    stmt = stmt.on_conflict_do_update(index_elements=["queue"], set_={"last_assigned": agent_id})
+    session.exec(stmt)  # type: ignore[call-overload]
+
+
+# --- change feed -------------------------------------------------------------------------
+
+
+def last_change_id(session: Session) -> int:
+    return session.exec(select(func.max(ChangeEvent.id))).scalar() or 0  # type: ignore[call-overload]
+
+
+def changes_after(
+    session: Session,
+    after: int,
+    *,
+    limit: int,
+    upto: int | None = None,
+    queues: list[str] | None = None,
+    customer_id: str | None = None,
+) -> list[ChangeEvent]:
+    """Change events with id > `after` (and <= `upto`), oldest first. `queues` keeps one
+    department's events; `customer_id` keeps only that customer's ticket events."""
+    c = ChangeEvent.__table__.c
+    q = select(ChangeEvent).where(c.id > after)
+    if upto is not None:
+        q = q.where(c.id <= upto)
+    if queues is not None:
+        q = q.where(c.queue.in_(queues))
+    if customer_id is not None:
+        q = q.where(c.kind == "ticket", c.customer_id == customer_id)
+    return list(session.exec(q.order_by(c.id).limit(limit)).scalars())  # type: ignore[call-overload]

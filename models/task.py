@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index, text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
@@ -178,6 +178,14 @@ class TaskPage(BaseModel):
 
 
 class Task(SQLModel, table=True):
+    # One index per inbox sort, each ending in (created_at, id) like the keyset cursor, so a
+    # page at any depth is a single index range (migration 0004).
+    __table_args__ = (
+        Index("ix_task_inbox_created", "queue", "status", "created_at", "id"),
+        Index("ix_task_inbox_priority", "queue", "status", text("priority_rank DESC"), "created_at", "id"),
+        Index("ix_task_inbox_due", "queue", "status", "due_at", "created_at", "id"),
+    )
+
     id: str = SQLField(primary_key=True, max_length=80)
     ticket_id: str = SQLField(index=True, max_length=64)
     workflow_id: str = SQLField(max_length=80)

@@ -91,6 +91,7 @@ class TicketInput(TicketBase):
     ticket_id: str
     external_ref: str | None = None
     conversation_id: str | None = Field(default=None, description="Chat conversation the ticket came from.")
+    opening_message_id: str | None = Field(default=None, description="Channel's id of the message that opened it.")
     sla: SlaConfig | None = Field(default=None, description="Calendar and policies in force when the ticket opened.")
     opened_at: datetime
     policy: TicketPolicy = TicketPolicy()
@@ -167,6 +168,7 @@ class Ticket(SQLModel, table=True):
     priority: str = SQLField(max_length=20)
     department: str = SQLField(index=True, max_length=50)
     external_ref: str | None = SQLField(default=None, unique=True, max_length=200)
+    conversation_id: str | None = SQLField(default=None, index=True, max_length=200)
     status: str = SQLField(index=True, max_length=30)
     opened_at: datetime = SQLField(index=True)
     updated_at: datetime

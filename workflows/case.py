@@ -146,11 +146,13 @@ class CaseWorkflow:
             revision=0,
             conversation=[
                 ConversationEntry(
-                    id=f"{inp.ticket_id}-opening", direction="in", author=inp.customer_id, text=inp.body,
-                    at=inp.opened_at,
+                    id=inp.opening_message_id or f"{inp.ticket_id}-opening", direction="in",
+                    author=inp.customer_id, text=inp.body, at=inp.opened_at,
                 )
             ],
         )
+        if inp.opening_message_id:  # the channel may deliver the opening message again
+            self._seen_message_ids.add(inp.opening_message_id)
         self.record("opened", f"via {inp.channel.value}", department=inp.department, priority=inp.priority.value)
         return self.state
 

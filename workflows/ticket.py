@@ -28,6 +28,7 @@ class TicketWorkflow(CaseWorkflow):
         self.open(inp)
         await self.publish()
         await self.gather_context()
+        self.triage()
         self.start_sla()
         await self.publish()
 
@@ -35,7 +36,7 @@ class TicketWorkflow(CaseWorkflow):
             await self.finish()
             return self.snapshot
 
-        queue = inp.department
+        queue = self.snapshot.department  # after triage
         while True:
             task = await self.human_task(queue=queue, priority=self.snapshot.priority, context=self.task_context())
             outcome, agent = task.outcome, task.assignee or "agent"
@@ -93,6 +94,20 @@ class TicketWorkflow(CaseWorkflow):
         self.set_status(TicketStatus.resolved, "the customer confirmed the FAQ answer helped")
         await self.publish()
         return await self.close_when_quiet(inp.policy.auto_close_after)
+
+    def triage(self) -> None:
+        """A general ticket about an order whose parcel is late or lost belongs to logistics."""
+        s = self.snapshot
+        if s.department != "general" or not s.order_id:
+            return
+        picture = s.context.get("customer360", {})
+        tracking = {o.get("tracking_number") for o in picture.get("orders", []) if o.get("id") == s.order_id}
+        for shipment in picture.get("shipments", []):
+            if shipment.get("tracking_number") in tracking and shipment.get("is_delayed"):
+                s.department = "logistics"
+                self.record("triaged", f"order {s.order_id}: parcel {shipment.get('status')}, "
+                                       f"{shipment.get('delay_hours')}h late -> logistics")
+                return
 
     def task_context(self) -> dict:
         """What the agent sees on the task: the customer 360 and the bot's suggestions."""

@@ -15,8 +15,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import AuthorizerDep, CurrentUser, DbDep, SettingsDep, TemporalDep, require, require_scope
 from models import readmodel
-from models.db import DatabaseUnavailable, utcnow
+from models.db import utcnow
 from models.ticket import (
+    CustomerFeedback,
     CustomerMessage,
     TicketCreate,
     TicketCreated,
@@ -45,17 +46,19 @@ def ticket_id_for(external_ref: str | None) -> str:
     return uuid.uuid4().hex
 
 
-async def _existing_ticket(db, client, ticket_id: str) -> TicketSnapshot | TicketPublic | None:
+async def _existing_ticket(db, client, ticket_id: str) -> TicketPublic | None:  # noqa: ANN001
+    """The ticket from the read model or, if it opened moments ago and its workflow has not
+    projected it yet, from the workflow itself."""
     row = await db.run(readmodel.get_ticket, ticket_id)
     if row is not None:
         return readmodel.ticket_public(row)
-    # Started moments ago and not projected yet: ask the workflow itself.
     try:
-        return await client.get_workflow_handle(workflow_id_for(ticket_id)).query(TicketWorkflow.state)
+        snap: TicketSnapshot = await client.get_workflow_handle(workflow_id_for(ticket_id)).query(TicketWorkflow.state)
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
+        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             return None
         raise
+    return TicketPublic.model_validate({**snap.model_dump(), "id": snap.ticket_id})
 
 
 @router.post(
@@ -71,10 +74,23 @@ async def create_ticket(
     authorizer: AuthorizerDep, response: Response,
 ) -> TicketCreated:
     require(authorizer, user, "create", Resource("ticket", owner=body.customer_id, department=body.department))
+    created, is_new = await open_ticket(body, db=db, client=client, settings=settings)
+    if not is_new:
+        response.status_code = status.HTTP_200_OK
+    return created
+
+
+async def open_ticket(
+    body: TicketCreate, *, db, client, settings,  # noqa: ANN001
+    conversation_id: str | None = None, opening_message_id: str | None = None,
+) -> tuple[TicketCreated, bool]:
+    """Start the ticket's workflow (or find the one its external_ref already started).
+    Returns the ticket and whether this call opened it. Shared by every intake channel."""
     ticket_id = ticket_id_for(body.external_ref)
     workflow_id = workflow_id_for(ticket_id)
     inp = TicketInput(
-        **body.model_dump(), ticket_id=ticket_id, opened_at=utcnow(),
+        **body.model_dump(), ticket_id=ticket_id, opened_at=utcnow(), conversation_id=conversation_id,
+        opening_message_id=opening_message_id,
         policy=TicketPolicy(auto_close_after=settings.auto_close_after,
                             customer_reply_timeout=settings.customer_reply_timeout,
                             stale_claim_after=settings.stale_claim_after, auto_assign=settings.auto_assign,
@@ -94,24 +110,10 @@ async def create_ticket(
             raise HTTPException(status.HTTP_409_CONFLICT, "external_ref was used by a ticket that no longer exists")
         if existing.customer_id != body.customer_id:
             raise HTTPException(status.HTTP_409_CONFLICT, "external_ref is already used by another ticket")
-        response.status_code = status.HTTP_200_OK
-        return TicketCreated(id=ticket_id, status=existing.status, workflow_id=workflow_id)
-
-    # Read-your-writes for the caller. If this insert fails the ticket still exists (its
-    # workflow is durable and projects itself as soon as the database is back).
-    try:
-        await db.run(readmodel.upsert_ticket, _initial_snapshot(inp, workflow_id))
-    except DatabaseUnavailable as exc:
-        log.warning("ticket %s started; read model insert deferred to the workflow: %s", ticket_id, exc)
-    return TicketCreated(id=ticket_id, status=TicketStatus.new, workflow_id=workflow_id)
-
-
-def _initial_snapshot(inp: TicketInput, workflow_id: str) -> TicketSnapshot:
-    return TicketSnapshot(
-        **inp.model_dump(exclude={"ticket_id", "opened_at", "policy", "sla", "language", "skills", "customer_tier"}),
-        ticket_id=inp.ticket_id, workflow_id=workflow_id, status=TicketStatus.new,
-        opened_at=inp.opened_at, updated_at=inp.opened_at, revision=0,
-    )
+        return TicketCreated(id=ticket_id, status=existing.status, workflow_id=workflow_id), False
+    # The workflow is the read model's only writer: its first step projects the ticket,
+    # and until then reads of this ticket are answered by the workflow itself.
+    return TicketCreated(id=ticket_id, status=TicketStatus.new, workflow_id=workflow_id), True
 
 
 @router.get("", response_model=TicketPage, summary="List tickets, newest first")
@@ -130,17 +132,19 @@ async def list_tickets(
     return TicketPage(items=items, next_cursor=next_cursor)
 
 
-async def _readable_ticket(ticket_id: str, user, db, authorizer, action: str = "read"):
-    row = await db.run(readmodel.get_ticket, ticket_id)
-    if row is None:
+async def _readable_ticket(ticket_id: str, user, db, client, authorizer, action: str = "read") -> TicketPublic:  # noqa: ANN001
+    ticket = await _existing_ticket(db, client, ticket_id)
+    if ticket is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
-    require(authorizer, user, action, Resource("ticket", owner=row.customer_id, department=row.department))
-    return row
+    require(authorizer, user, action, Resource("ticket", owner=ticket.customer_id, department=ticket.department))
+    return ticket
 
 
 @router.get("/{ticket_id}", response_model=TicketPublic, summary="A ticket's current state, conversation and timeline")
-async def get_ticket(ticket_id: str, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep) -> TicketPublic:
-    return readmodel.ticket_public(await _readable_ticket(ticket_id, user, db, authorizer))
+async def get_ticket(
+    ticket_id: str, user: CurrentUser, db: DbDep, client: TemporalDep, authorizer: AuthorizerDep
+) -> TicketPublic:
+    return await _readable_ticket(ticket_id, user, db, client, authorizer)
 
 
 class MessageCreate(BaseModel):
@@ -161,7 +165,7 @@ async def add_message(
     ticket_id: str, body: MessageCreate, user: CurrentUser, db: DbDep, client: TemporalDep,
     authorizer: AuthorizerDep,
 ) -> MessageAccepted:
-    row = await _readable_ticket(ticket_id, user, db, authorizer, action="message")
+    row = await _readable_ticket(ticket_id, user, db, client, authorizer, action="message")
     if row.status == TicketStatus.closed:
         raise HTTPException(status.HTTP_409_CONFLICT, "ticket is closed: open a new ticket instead")
     message_id = body.message_id or uuid.uuid4().hex
@@ -173,3 +177,22 @@ async def add_message(
             raise HTTPException(status.HTTP_409_CONFLICT, "ticket is closed: open a new ticket instead") from err
         raise
     return MessageAccepted(ticket_id=ticket_id, message_id=message_id)
+
+
+@router.post("/{ticket_id}/feedback", status_code=status.HTTP_202_ACCEPTED,
+             summary="The customer's verdict on an automatic answer: helpful resolves, not helpful goes to an agent")
+async def give_feedback(
+    ticket_id: str, body: CustomerFeedback, user: CurrentUser, db: DbDep, client: TemporalDep,
+    authorizer: AuthorizerDep,
+) -> dict:
+    row = await _readable_ticket(ticket_id, user, db, client, authorizer, action="message")
+    if row.status != TicketStatus.bot_answered:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"ticket is {row.status}: feedback is for tickets the FAQ bot answered")
+    try:
+        await client.get_workflow_handle(row.workflow_id).signal(TicketWorkflow.customer_feedback, body)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(status.HTTP_409_CONFLICT, "ticket is closed") from err
+        raise
+    return {"ticket_id": ticket_id, "accepted": True}

@@ -22,8 +22,12 @@ async def test_open_ticket_starts_workflow_and_is_readable(stack):
 
     task = await open_task_for(stack, created["id"])
     assert task["queue"] == "logistics" and task["context"]["order_id"] == "ORD-1"
-    ticket = (await stack.http.get(f"/tickets/{created['id']}", headers=stack.as_("ana"))).json()
-    assert ticket["status"] == "awaiting_agent"
+
+    async def awaiting_agent():
+        ticket = (await stack.http.get(f"/tickets/{created['id']}", headers=stack.as_("ana"))).json()
+        return ticket if ticket["status"] == "awaiting_agent" else None
+
+    ticket = await eventually(awaiting_agent)
     kinds = [e["kind"] for e in ticket["timeline"]]
     assert kinds[0] == "opened" and "task_created" in kinds
     # no external system is configured here: nothing gathered, and no gap reported
@@ -84,7 +88,11 @@ async def test_customers_see_only_their_own_tickets(stack):
     theirs = (await stack.http.post("/tickets", json=ticket_body(customer_id="cust-2"),
                                     headers=stack.as_("cust-2"))).json()["id"]
 
-    listed = (await stack.http.get("/tickets", params={"limit": 200}, headers=stack.as_("cust-1"))).json()["items"]
+    async def listed_mine():  # lists follow the workflows' projections within moments
+        items = (await stack.http.get("/tickets", params={"limit": 200}, headers=stack.as_("cust-1"))).json()["items"]
+        return items if mine in {t["id"] for t in items} else None
+
+    listed = await eventually(listed_mine)
     assert {t["customer_id"] for t in listed} == {"cust-1"}
     assert mine in {t["id"] for t in listed} and theirs not in {t["id"] for t in listed}
 
@@ -101,6 +109,12 @@ async def test_pagination_walks_every_ticket_once(stack):
     for _ in range(7):
         r = await stack.http.post("/tickets", json=ticket_body(customer_id=customer), headers=stack.as_(customer))
         ids.add(r.json()["id"])
+
+    async def all_listed():
+        items = (await stack.http.get("/tickets", params={"limit": 200}, headers=stack.as_(customer))).json()["items"]
+        return ids <= {t["id"] for t in items}
+
+    await eventually(all_listed)
     seen: list[str] = []
     cursor = None
     while True:

@@ -26,7 +26,8 @@ def test_every_documented_setting_exists():
 
 
 @pytest.mark.parametrize("command", ["up", "worker", "api", "sandbox", "token create", "db upgrade",
-                                     "history show", "history export", "history replay"])
+                                     "history show", "history export", "history replay", "faq import",
+                                     "faq export", "faq ask", "faq status", "faq publish"])
 def test_documented_commands_exist(command):
     assert f"ticketflow {command}" in README
     result = CliRunner().invoke(app, [*command.split(), "--help"])

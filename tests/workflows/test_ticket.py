@@ -7,70 +7,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from cli.embedded import temporal_test_server
 
-from models.routing import OfferRequest, OfferResult, RouteDecision, RouteRequest
-from models.steps import CustomerNotification, DeliveryReceipt
-from models.task import AddNote, ClaimTask, CompleteTask, ReleaseTask, TaskOutcome, TaskSnapshot, TaskStatus
+from models.task import AddNote, ClaimTask, CompleteTask, ReleaseTask, TaskOutcome, TaskStatus
 from models.ticket import CustomerMessage, Priority, TicketInput, TicketPolicy, TicketSnapshot, TicketStatus
 from sla import BusinessCalendar, SlaPolicy, SlaTarget
 from sla.config import SlaConfig
 from sla.policy import MoveToQueue, Notify, RaisePriority
+from workflow_fakes import FakeReadModel, open_task
 from workflows.ticket import TicketWorkflow, workflow_id_for
-
-
-class FakeReadModel:
-    """Stands in for the database: keeps the latest projection per id, by revision."""
-
-    def __init__(self) -> None:
-        self.tickets: dict[str, TicketSnapshot] = {}
-        self.tasks: dict[str, TaskSnapshot] = {}
-        self.replies: list[CustomerNotification] = []
-        self.fail_delivery = False
-        self.route_to: list[str | None] = []  # answers of the router, in order; empty: nobody fits
-        self.routed: list[RouteRequest] = []
-        self.offers: list[OfferRequest] = []
-
-    def activities(self) -> list:
-        @activity.defn(name="project_ticket")
-        async def project_ticket(snap: TicketSnapshot) -> None:
-            old = self.tickets.get(snap.ticket_id)
-            if old is None or old.revision < snap.revision:
-                self.tickets[snap.ticket_id] = snap
-
-        @activity.defn(name="project_task")
-        async def project_task(snap: TaskSnapshot) -> None:
-            old = self.tasks.get(snap.task_id)
-            if old is None or old.revision < snap.revision:
-                self.tasks[snap.task_id] = snap
-
-        @activity.defn(name="deliver_reply")
-        async def deliver_reply(note: CustomerNotification) -> DeliveryReceipt:
-            if self.fail_delivery:
-                raise ApplicationError("recipient unknown", type="InvalidRequest", non_retryable=True)
-            self.replies.append(note)
-            return DeliveryReceipt(delivered=True, via="test")
-
-        @activity.defn(name="route_task")
-        async def route_task(req: RouteRequest) -> RouteDecision:
-            self.routed.append(req)
-            agent = self.route_to.pop(0) if self.route_to else None
-            return RouteDecision(agent_id=agent, code="assigned" if agent else "nobody_fits",
-                                 reason=f"least loaded: {agent}" if agent else "no agent online in queue")
-
-        @activity.defn(name="offer_queued")
-        async def offer_queued(req: OfferRequest) -> OfferResult:
-            self.offers.append(req)
-            return OfferResult()
-
-        return [project_ticket, project_task, deliver_reply, route_task, offer_queued]
 
 
 # Gathering and the FAQ bot have their own tests; here the agent path is under test.
@@ -86,19 +36,6 @@ def ticket_input(**overrides) -> TicketInput:
     )
     data.update(overrides)
     return TicketInput(**data)
-
-
-async def open_task(handle: WorkflowHandle, *, not_id: str | None = None, timeout: float = 10) -> TaskSnapshot:
-    """Poll the workflow's query until it offers an open task (other than `not_id`)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        tasks = await handle.query(TicketWorkflow.open_tasks)
-        tasks = [t for t in tasks if t.task_id != not_id]
-        if tasks:
-            return tasks[0]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("no open task appeared")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -1,0 +1,75 @@
+"""Inbound webhooks from other systems. They carry no bearer token: the sender proves itself
+with an HMAC signature over the exact body (see `connectors.signing`)."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, ValidationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import DbDep, SettingsDep, TemporalDep
+from api.routes.tickets import open_ticket
+from connectors.signing import SIGNATURE_HEADER, verify_signature
+from models import readmodel
+from models.customer360 import InboundChatMessage
+from models.ticket import Channel, CustomerMessage, TicketCreate
+from workflows.ticket import TicketWorkflow
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+# Order numbers customers type into chats ("where is ORD-1001?"), so the ticket can look
+# the order up in the ERP.
+ORDER_ID = re.compile(r"\bORD-\d{3,}\b", re.IGNORECASE)
+
+
+class ChatWebhookAccepted(BaseModel):
+    ticket_id: str
+    action: str  # "opened" a new ticket, or "appended" to the open one
+
+
+@router.post("/chat", status_code=status.HTTP_202_ACCEPTED, response_model=ChatWebhookAccepted,
+             summary="A chat message: a new ticket, or a message on the customer's open ticket in that conversation")
+async def chat_message(request: Request, db: DbDep, client: TemporalDep, settings: SettingsDep) -> ChatWebhookAccepted:
+    secret = settings.messaging_webhook_secret
+    if secret is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            "the chat webhook is disabled: set TICKETFLOW_MESSAGING_WEBHOOK_SECRET to enable it")
+    raw = await request.body()
+    if not verify_signature(secret.get_secret_value(), raw, request.headers.get(SIGNATURE_HEADER, "")):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
+                            f"{SIGNATURE_HEADER} is missing, does not match the body, or is too old")
+    try:
+        msg = InboundChatMessage.model_validate_json(raw)
+    except ValidationError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in err.errors()])
+
+    existing = await db.run(readmodel.open_ticket_for_conversation, msg.customer_id, msg.conversation_id)
+    if existing is not None:
+        try:
+            await client.get_workflow_handle(existing.workflow_id).signal(
+                TicketWorkflow.customer_message,
+                CustomerMessage(message_id=msg.message_id, text=msg.text, sent_at=msg.sent_at),
+            )
+            return ChatWebhookAccepted(ticket_id=existing.id, action="appended")
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # closed in the meantime: the message opens a new ticket below
+
+    order = ORDER_ID.search(msg.text)
+    first_line = msg.text.strip().splitlines()[0]
+    body = TicketCreate(
+        customer_id=msg.customer_id,
+        subject=first_line[:120] or "Chat message",
+        body=msg.text,
+        channel=Channel.chat,
+        order_id=order.group(0).upper() if order else None,
+        # a redelivered webhook carries the same message id: same ticket, nothing new
+        external_ref=f"chat:{msg.conversation_id}:{msg.message_id}",
+    )
+    created, _ = await open_ticket(body, db=db, client=client, settings=settings,
+                                   conversation_id=msg.conversation_id, opening_message_id=msg.message_id)
+    return ChatWebhookAccepted(ticket_id=created.id, action="opened")

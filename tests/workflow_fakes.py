@@ -1,0 +1,75 @@
+"""Fakes for workflow tests: activities replaced by name, and small polling helpers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
+
+from models.routing import OfferRequest, OfferResult, RouteDecision, RouteRequest
+from models.steps import CustomerNotification, DeliveryReceipt
+from models.task import TaskSnapshot
+from models.ticket import TicketSnapshot
+from workflows.ticket import TicketWorkflow
+
+
+class FakeReadModel:
+    """Stands in for the database: keeps the latest projection per id, by revision."""
+
+    def __init__(self) -> None:
+        self.tickets: dict[str, TicketSnapshot] = {}
+        self.tasks: dict[str, TaskSnapshot] = {}
+        self.replies: list[CustomerNotification] = []
+        self.fail_delivery = False
+        self.route_to: list[str | None] = []  # answers of the router, in order; empty: nobody fits
+        self.routed: list[RouteRequest] = []
+        self.offers: list[OfferRequest] = []
+
+    def activities(self) -> list:
+        @activity.defn(name="project_ticket")
+        async def project_ticket(snap: TicketSnapshot) -> None:
+            old = self.tickets.get(snap.ticket_id)
+            if old is None or old.revision < snap.revision:
+                self.tickets[snap.ticket_id] = snap
+
+        @activity.defn(name="project_task")
+        async def project_task(snap: TaskSnapshot) -> None:
+            old = self.tasks.get(snap.task_id)
+            if old is None or old.revision < snap.revision:
+                self.tasks[snap.task_id] = snap
+
+        @activity.defn(name="deliver_reply")
+        async def deliver_reply(note: CustomerNotification) -> DeliveryReceipt:
+            if self.fail_delivery:
+                raise ApplicationError("recipient unknown", type="InvalidRequest", non_retryable=True)
+            self.replies.append(note)
+            return DeliveryReceipt(delivered=True, via="test")
+
+        @activity.defn(name="route_task")
+        async def route_task(req: RouteRequest) -> RouteDecision:
+            self.routed.append(req)
+            agent = self.route_to.pop(0) if self.route_to else None
+            return RouteDecision(agent_id=agent, code="assigned" if agent else "nobody_fits",
+                                 reason=f"least loaded: {agent}" if agent else "no agent online in queue")
+
+        @activity.defn(name="offer_queued")
+        async def offer_queued(req: OfferRequest) -> OfferResult:
+            self.offers.append(req)
+            return OfferResult()
+
+        return [project_ticket, project_task, deliver_reply, route_task, offer_queued]
+
+
+async def open_task(handle: WorkflowHandle, *, not_id: str | None = None, timeout: float = 10) -> TaskSnapshot:
+    """Poll the workflow's query until it offers an open task (other than `not_id`)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        tasks = await handle.query(TicketWorkflow.open_tasks)
+        tasks = [t for t in tasks if t.task_id != not_id]
+        if tasks:
+            return tasks[0]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("no open task appeared")
+        await asyncio.sleep(0.05)
