@@ -119,6 +119,7 @@ class CaseWorkflow:
         self._sla_changes = 0
         self._sla_watcher: asyncio.Task | None = None
         self._finished = False
+        self._background: list[asyncio.Task] = []
         self.tier_from_systems: CustomerTier | None = None
         self._feedback: CustomerFeedback | None = None
         self.decisions: dict[str, CompleteTask] = {}
@@ -287,17 +288,24 @@ class CaseWorkflow:
         self.record("task_released", f"claim by {holder} went stale", task_id=task.task_id, agent=holder)
         await self._publish_task(task)
         await self.publish()
-        await self.offer_queued([task.queue])
+        self.offer_queued([task.queue])
 
-    async def offer_queued(self, queues: list[str]) -> None:
-        """Capacity may have freed up in `queues`: let the router hand out waiting tasks."""
+    def offer_queued(self, queues: list[str]) -> None:
+        """Capacity may have freed up in `queues`: let the router hand out waiting tasks.
+
+        Runs in the background: offering touches other tickets, and this ticket (its reply
+        to the customer, say) must not wait on them. `finish` collects it."""
         if not self.input.policy.auto_assign:
             return
-        try:
-            await workflow.execute_activity("offer_queued", OfferRequest(queues=queues), result_type=OfferResult,
-                                            **ROUTING)
-        except ActivityError as err:
-            self.record("routing_failed", f"offering queued tasks: {err.cause or err}")
+
+        async def offer() -> None:
+            try:
+                await workflow.execute_activity("offer_queued", OfferRequest(queues=queues),
+                                                result_type=OfferResult, **ROUTING)
+            except ActivityError as err:
+                self.record("routing_failed", f"offering queued tasks: {err.cause or err}")
+
+        self._background.append(asyncio.create_task(offer()))
 
     def _task(self, task_id: str) -> TaskSnapshot:
         task = self.tasks.get(task_id)
@@ -725,6 +733,8 @@ class CaseWorkflow:
         self._finished = True
         if self._sla_watcher is not None:
             await self._sla_watcher
+        for step in self._background:
+            await step
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     # --- queries -------------------------------------------------------------------------

@@ -40,7 +40,7 @@ class TicketWorkflow(CaseWorkflow):
         while True:
             task = await self.human_task(queue=queue, priority=self.snapshot.priority, context=self.task_context())
             outcome, agent = task.outcome, task.assignee or "agent"
-            await self.offer_queued([task.queue])  # the agent has capacity again
+            self.offer_queued([task.queue])  # the agent has capacity again
 
             if outcome == TaskOutcome.escalate:
                 queue = SUPERVISOR_QUEUE
