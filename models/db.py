@@ -43,7 +43,17 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
+
+    @event.listens_for(engine, "handle_error")
+    def _discard_unusable_pooled_connection(context):  # noqa: ANN001
+        # A pooled connection that fails its checkout ping in a bad state (seen: psycopg
+        # reporting a command still ACTIVE) is thrown away and replaced, not handed to the
+        # request. The cause of that state is still being looked for.
+        if context.is_pre_ping:
+            context.is_disconnect = True
+
+    return engine
 
 
 class DatabaseUnavailable(RuntimeError):
