@@ -63,7 +63,8 @@ def _upsert(session: Session, table: type[SQLModel], values: dict[str, Any]) -> 
         set_={k: stmt.excluded[k] for k in values if k != "id"},
         where=table.__table__.c.revision < stmt.excluded.revision,
     )
-    return session.exec(stmt).rowcount > 0  # type: ignore[call-overload]
+    # psycopg reports no rowcount for an INSERT unless asked to keep it (SQLAlchemy 2.1)
+    return session.exec(stmt.execution_options(preserve_rowcount=True)).rowcount > 0  # type: ignore[call-overload]
 
 
 def ticket_row_values(snap: TicketSnapshot) -> dict[str, Any]:
