@@ -11,7 +11,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.auth import TokenVerifier
-from api.routes import agents, health, tasks, tickets, webhooks
+from api.routes import agents, events, health, tasks, tickets, webhooks
 from api.routes import faq
 from api.temporal import TemporalGateway, WorkflowEngineUnavailable, is_unavailable
 from models.db import Database, DatabaseUnavailable
@@ -77,6 +77,7 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
     app.include_router(tasks.router)
     app.include_router(webhooks.router)
     app.include_router(agents.router)
+    app.include_router(events.router)
     app.include_router(faq.router)
     return app
 

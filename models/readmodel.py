@@ -466,3 +466,32 @@ def save_routing_cursor(session: Session, queue: str, agent_id: str) -> None:
     stmt = _insert(session, RoutingCursor).values(queue=queue, last_assigned=agent_id)
     stmt = stmt.on_conflict_do_update(index_elements=["queue"], set_={"last_assigned": agent_id})
     session.exec(stmt)  # type: ignore[call-overload]
+
+
+# --- change feed -------------------------------------------------------------------------
+
+
+def last_change_id(session: Session) -> int:
+    return session.exec(select(func.max(ChangeEvent.id))).scalar() or 0  # type: ignore[call-overload]
+
+
+def changes_after(
+    session: Session,
+    after: int,
+    *,
+    limit: int,
+    upto: int | None = None,
+    queues: list[str] | None = None,
+    customer_id: str | None = None,
+) -> list[ChangeEvent]:
+    """Change events with id > `after` (and <= `upto`), oldest first. `queues` keeps one
+    department's events; `customer_id` keeps only that customer's ticket events."""
+    c = ChangeEvent.__table__.c
+    q = select(ChangeEvent).where(c.id > after)
+    if upto is not None:
+        q = q.where(c.id <= upto)
+    if queues is not None:
+        q = q.where(c.queue.in_(queues))
+    if customer_id is not None:
+        q = q.where(c.kind == "ticket", c.customer_id == customer_id)
+    return list(session.exec(q.order_by(c.id).limit(limit)).scalars())  # type: ignore[call-overload]
