@@ -111,8 +111,8 @@ async def get_agent(agent_id: AgentId, user: CurrentUser, db: DbDep, authorizer:
             responses={201: {"model": AgentPublic, "description": "A new agent, offline until they sign in."}},
             summary="Create or replace an agent's routing profile (supervisors, admins)")
 async def put_agent(
-    agent_id: AgentId, body: AgentProfileBody, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
-    response: Response,
+    agent_id: AgentId, body: AgentProfileBody, user: CurrentUser, db: DbDep, client: TemporalDep,
+    authorizer: AuthorizerDep, response: Response,
 ) -> AgentPublic:
     require(authorizer, user, "write", Resource("agent", owner=agent_id))
     if agent_id == "me":
@@ -121,4 +121,9 @@ async def put_agent(
     agent, created = await db.run(readmodel.upsert_agent, agent_id, AgentUpsert(**body.model_dump()))
     if created:
         response.status_code = status.HTTP_201_CREATED
+    elif agent.presence is Presence.online:
+        # More capacity, a new queue or skill can fit tasks that were waiting for someone:
+        # offer them now rather than when the next agent comes online or frees up.
+        await offer_queued_tasks(db, client, agent.queues)
+        agent = await db.run(readmodel.get_agent, agent_id)
     return agent

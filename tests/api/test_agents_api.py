@@ -173,6 +173,29 @@ async def test_going_online_takes_queued_tasks_up_to_capacity(stack):
     assert all(t["status"] == "claimed" and t["routing"].startswith(f"Assigned to {name}") for t in mine)
 
 
+async def test_raising_an_online_agents_capacity_offers_them_waiting_tasks(stack):
+    queue = queue_name()
+    name, agent = person(stack, Role.agent, queue)
+    await put_agent(stack, name, queue, capacity=1)
+    tasks = await _open_tasks(stack, queue, 3)
+    assert (await stack.http.put("/agents/me/presence", json={"presence": "online"},
+                                 headers=agent)).json()["load"] == 1
+
+    raised = await put_agent(stack, name, queue, capacity=3)
+    assert raised["load"] == 3 and raised["presence"] == "online"
+    mine = (await stack.http.get("/tasks", params={"assignee": "me"}, headers=agent)).json()["items"]
+    assert {t["id"] for t in mine} == {t["id"] for t in tasks}
+
+    # an offline agent's profile change routes nothing to them
+    other, _ = person(stack, Role.agent, queue)
+    await put_agent(stack, other, queue, capacity=1)
+    waiting = await _open_tasks(stack, queue, 1)
+    assert (await put_agent(stack, other, queue, capacity=5))["load"] == 0
+    task = (await stack.http.get("/tasks", params={"queue": queue, "status": "open"},
+                                 headers=stack.as_("sam"))).json()["items"]
+    assert [t["id"] for t in task] == [waiting[0]["id"]]
+
+
 async def test_going_offline_hands_back_every_task(stack):
     queue = queue_name()
     name, agent = person(stack, Role.agent, queue)
