@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, description="Port of the HTTP API.")
     temporal_port: int = Field(default=7233, description="Port of the embedded Temporal dev server.")
     temporal_ui_port: int = Field(default=8233, description="Port of the embedded Temporal Web UI.")
+    sandbox_port: int = Field(
+        default=8101, description="First of four ports `ticketflow up` gives the sandbox ERP, carrier, helpdesk, messaging."
+    )
     auto_close_after: timedelta = Field(
         default=timedelta(days=3),
         description="Quiet period after which a resolved ticket closes (ISO 8601 duration or seconds).",

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
@@ -21,6 +27,10 @@ from settings import Settings
 
 log = logging.getLogger("ticketflow.api")
 
+# How long a stopping API process waits for open requests. Event streams never finish by
+# themselves, so without a limit Ctrl-C would wait for every console to disconnect.
+SHUTDOWN_GRACE_SECONDS = 5
+
 DESCRIPTION = """
 Every customer issue is a durable workflow. Customers and integrations open tickets and
 add messages; agents work tasks from their queues; everyone reads tickets from a fast read
@@ -28,12 +38,45 @@ model. All endpoints but `/healthz` need `Authorization: Bearer <token>`.
 """
 
 
+def _end_streams_on_stop_signals() -> Callable[[], None]:
+    """Chain onto the server's Ctrl-C / SIGTERM handlers so open event streams end as soon as
+    the stop begins: uvicorn's graceful stop waits for open responses, and a stream never
+    finishes by itself. Returns what puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+
+    def chained(signum: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(events.end_streams)
+        handler = previous.get(signum)
+        if callable(handler):
+            handler(signum, frame)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if callable(handler):  # a server that handles this signal (not the default action)
+            previous[signum] = handler
+            signal.signal(signum, chained)
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is chained:
+                signal.signal(signum, handler)
+
+    return restore
+
+
 def create_app(settings: Settings, *, db: Database | None = None, temporal: Client | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
-        if db is None:
-            app.state.db.dispose()
+        restore = _end_streams_on_stop_signals()
+        try:
+            yield
+        finally:
+            restore()
+            if db is None:
+                app.state.db.dispose()
 
     app = FastAPI(title="ticketflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

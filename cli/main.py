@@ -87,8 +87,11 @@ def api(
     _logging(verbose)
     settings = get_settings()
     upgrade(settings.effective_database_url)
+    from api.main import SHUTDOWN_GRACE_SECONDS
+
     uvicorn.run("api.main:app_from_settings", factory=True, workers=workers, host=settings.api_host,
-                port=settings.api_port, log_level="info" if verbose else "warning")
+                port=settings.api_port, log_level="info" if verbose else "warning",
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
 
 
 @app.command()

@@ -17,8 +17,9 @@ import subprocess
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
 
-from api.main import create_app
+from api.main import SHUTDOWN_GRACE_SECONDS, create_app
 from cli.embedded import start_dev_server, stop_process
 from migrations import upgrade
 from models.auth import Role
@@ -63,18 +64,20 @@ class _Server(uvicorn.Server):
 
 
 def _sandbox_settings(settings: Settings, urls: dict[str, str], sandbox) -> Settings:  # noqa: ANN001
-    """Point every unset connector at the sandbox."""
+    """Point every unset connector at the sandbox. (`model_copy` does not validate, so the
+    secrets are wrapped here as the settings would have wrapped them.)"""
+    key = SecretStr(sandbox.api_key)
     updates = {}
     if not settings.orders_url:
         updates.update(orders_url=urls["erp"] + "/", orders_username=sandbox.erp_username,
-                       orders_password=sandbox.erp_password)
+                       orders_password=SecretStr(sandbox.erp_password))
     if not settings.logistics_url:
-        updates.update(logistics_url=urls["carrier"], logistics_api_key=sandbox.api_key)
+        updates.update(logistics_url=urls["carrier"], logistics_api_key=key)
     if not settings.helpdesk_url:
-        updates.update(helpdesk_url=urls["helpdesk"], helpdesk_api_key=sandbox.api_key)
+        updates.update(helpdesk_url=urls["helpdesk"], helpdesk_api_key=key)
     if not settings.messaging_url:
-        updates.update(messaging_url=urls["messaging"], messaging_api_key=sandbox.api_key,
-                       messaging_webhook_secret=settings.messaging_webhook_secret or sandbox.webhook_secret)
+        updates.update(messaging_url=urls["messaging"], messaging_api_key=key,
+                       messaging_webhook_secret=SecretStr(sandbox.webhook_secret))
     return settings.model_copy(update=updates)
 
 
@@ -131,9 +134,17 @@ async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> in
                 namespace=settings.temporal_namespace,
             )
         if with_sandbox:
-            from sandbox.run import DEFAULT_PORTS, start_sandbox
+            from sandbox.run import DEFAULT_PORTS, DEFAULT_WEBHOOK_SECRET, start_sandbox
 
-            sandbox = await asyncio.to_thread(start_sandbox, ports=DEFAULT_PORTS)
+            # The sandbox's messaging platform delivers simulated customer messages
+            # (POST /simulate/inbound) to this API's chat webhook, as a real one would.
+            api_loopback = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+            sandbox = await asyncio.to_thread(
+                start_sandbox, ports={name: settings.sandbox_port + i for i, name in enumerate(DEFAULT_PORTS)},
+                webhook_url=f"http://{api_loopback}:{settings.api_port}/webhooks/chat",
+                webhook_secret=(settings.messaging_webhook_secret.get_secret_value()
+                                if settings.messaging_webhook_secret else DEFAULT_WEBHOOK_SECRET),
+            )
             settings = _sandbox_settings(settings, sandbox.urls, sandbox)
 
         await asyncio.to_thread(upgrade, settings.effective_database_url)
@@ -142,7 +153,8 @@ async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> in
         api_url = f"http://{settings.api_host}:{settings.api_port}"
 
         server = _Server(uvicorn.Config(create_app(settings, db=db, temporal=client), host=settings.api_host,
-                                               port=settings.api_port, log_level="warning"))
+                                               port=settings.api_port, log_level="warning",
+                                               timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS))
         stop_worker = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

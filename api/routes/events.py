@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -55,6 +56,7 @@ class Subscription:
     start: int = 0  # the feed had delivered up to this id when the stream joined
     inbox: asyncio.Queue[tuple[int, str]] = field(default_factory=lambda: asyncio.Queue(STREAM_BUFFER))
     overflowed: bool = False
+    ended: bool = False  # the API process is stopping
 
     def wants(self, event: ChangeEvent) -> bool:
         if self.customer_id is not None:
@@ -66,6 +68,10 @@ class Subscription:
             self.inbox.put_nowait(item)
         except asyncio.QueueFull:
             self.overflowed = True
+
+    def end(self) -> None:
+        self.ended = True
+        self.push((0, ""))  # wakes the stream; a full inbox wakes it anyway
 
 
 class ChangeFeed:
@@ -80,6 +86,15 @@ class ChangeFeed:
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self._gap: tuple[int, float] | None = None  # (first missing id, when first seen)
+        self.closed = False
+        _feeds.add(self)
+
+    def close(self) -> None:
+        """End every open stream: the process is stopping, and a graceful stop waits for
+        open responses. Clients reconnect (to another process) and resume from their last id."""
+        self.closed = True
+        for sub in list(self.subscribers):
+            sub.end()
 
     async def subscribe(self, queues: frozenset[str] | None, customer_id: str | None) -> Subscription:
         async with self._lock:
@@ -89,6 +104,8 @@ class ChangeFeed:
                 self._task = asyncio.create_task(self._tail(), name="change-feed")
             sub = Subscription(queues=queues, customer_id=customer_id, start=self.position)
             self.subscribers.add(sub)
+            if self.closed:
+                sub.end()
             return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -128,6 +145,15 @@ class ChangeFeed:
             self.position = row.id
             delivered += 1
         return delivered
+
+
+_feeds: weakref.WeakSet[ChangeFeed] = weakref.WeakSet()
+
+
+def end_streams() -> None:
+    """End the open event streams of this process (it is stopping)."""
+    for feed in list(_feeds):
+        feed.close()
 
 
 def change_feed(request: Request) -> ChangeFeed:
@@ -171,7 +197,7 @@ async def _events(feed: ChangeFeed, queues: frozenset[str] | None, customer_id: 
                 yield frame(row)
             sent = rows[-1].id or sent
         sent = max(sent, sub.start)
-        while not (sub.overflowed and sub.inbox.empty()):
+        while not sub.ended and not (sub.overflowed and sub.inbox.empty()):
             try:
                 event_id, text = await asyncio.wait_for(sub.inbox.get(), timeout=HEARTBEAT_SECONDS)
             except TimeoutError:
@@ -180,7 +206,8 @@ async def _events(feed: ChangeFeed, queues: frozenset[str] | None, customer_id: 
             if event_id > sent:
                 sent = event_id
                 yield text
-        log.info("an event stream fell %d events behind and was closed; its client resumes", STREAM_BUFFER)
+        if sub.overflowed:
+            log.info("an event stream fell %d events behind and was closed; its client resumes", STREAM_BUFFER)
     finally:
         feed.unsubscribe(sub)
 

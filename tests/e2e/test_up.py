@@ -1,0 +1,185 @@
+"""`ticketflow up`, the README's run command, as someone runs it: the whole stack in one
+process tree on the embedded defaults, stopped with Ctrl-C and started again.
+
+A first start seeds demo data and opens the demo tickets; a customer writes in through the
+sandbox chat platform; Ctrl-C stops everything even while a console follows `GET /events`.
+The second start keeps every ticket, opens no demo ticket twice, and a ticket that was
+waiting for an agent when the stack stopped is worked to resolution."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 180  # the first start creates the databases and loads the FAQ model
+STOP_TIMEOUT = 60
+READY = "Ctrl-C stops everything"  # the last line `up` prints once all is running
+
+
+def free_ports(n: int) -> int:
+    """The first of `n` consecutive loopback ports nothing listens on."""
+    for _ in range(200):
+        base = random.randint(20_000, 40_000)
+        socks = []
+        try:
+            for port in range(base, base + n):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
+class Up:
+    """One `ticketflow up` process with its own data directory and ports."""
+
+    def __init__(self, data_dir: Path, log: Path) -> None:
+        base = free_ports(8)
+        self.api_port, temporal, ui, self.sandbox_port = base, base + 1, base + 2, base + 4
+        self.data_dir, self.log = data_dir, log
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("TICKETFLOW_DATABASE_URL", "TICKETFLOW_TEMPORAL_ADDRESS")}
+        self.env = {**env, "TICKETFLOW_DATA_DIR": str(data_dir), "TICKETFLOW_API_PORT": str(self.api_port),
+                    "TICKETFLOW_TEMPORAL_PORT": str(temporal), "TICKETFLOW_TEMPORAL_UI_PORT": str(ui),
+                    "TICKETFLOW_SANDBOX_PORT": str(self.sandbox_port), "HF_HUB_OFFLINE": "1"}
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    async def start(self) -> None:
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up"], cwd=ROOT, env=self.env,
+                                     stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while READY not in self.log.read_text()[offset:]:
+            assert self.proc.poll() is None, f"`ticketflow up` exited with {self.proc.returncode}:\n{self.output()}"
+            assert time.monotonic() < deadline, f"`ticketflow up` did not come up:\n{self.output()}"
+            await asyncio.sleep(0.2)
+
+    async def interrupt(self) -> int:
+        """Ctrl-C, as a terminal sends it; the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.proc.poll() is None:
+            assert time.monotonic() < deadline, f"`ticketflow up` ignored Ctrl-C:\n{self.output()}"
+            await asyncio.sleep(0.2)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text()[-6000:] if self.log.exists() else ""
+
+    def tokens(self) -> dict[str, str]:
+        return json.loads((self.data_dir / "demo-tokens.json").read_text())
+
+
+async def tickets(http: httpx.AsyncClient, token: str) -> dict[str, dict]:
+    r = await http.get("/tickets", params={"limit": 100}, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    return {t["id"]: t for t in r.json()["items"]}
+
+
+async def follow_events(url: str, token: str, opened: asyncio.Event) -> str:
+    """A console following the live stream until the server goes away; what it read."""
+    seen = ""
+    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(5, read=None)) as http:
+        try:
+            async with http.stream("GET", "/events", headers={"Authorization": f"Bearer {token}"}) as r:
+                assert r.status_code == 200
+                async for chunk in r.aiter_text():
+                    seen += chunk
+                    opened.set()
+        except httpx.HTTPError:
+            pass  # the server closed the stream while stopping
+    return seen
+
+
+@pytest.mark.slow
+async def test_up_serves_everything_stops_on_ctrl_c_and_carries_on_at_the_next_start(tmp_path):
+    up = Up(tmp_path / "var", tmp_path / "up.log")
+    try:
+        await up.start()
+        tokens = up.tokens()
+        assert set(tokens) >= {"admin", "sam", "ana", "ben", "CUST-0001"}
+        admin = tokens["admin"]
+        async with httpx.AsyncClient(base_url=up.url, timeout=30) as http:
+            assert (await http.get("/healthz")).status_code == 200
+
+            async def demo_tickets_worked():
+                found = await tickets(http, admin)
+                return found if len(found) == 3 and all(t["status"] != "new" for t in found.values()) else None
+
+            demo = await eventually(demo_tickets_worked, timeout=90)
+
+            # A customer writes in on the sandbox chat platform; its webhook opens a ticket.
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{up.sandbox_port + 3}") as chat:
+                r = await chat.post("/simulate/inbound", json={
+                    "conversation_id": "C-UP-1", "customer_id": "CUST-0003",
+                    "text": "My parcel for order ORD-1003 shows delivered but nothing arrived."})
+            assert r.status_code == 200 and r.json()["delivered"], r.text
+
+            async def chat_ticket():
+                found = await tickets(http, admin)
+                return found if len(found) == 4 else None
+
+            before = await eventually(chat_ticket, timeout=60)
+
+            opened = asyncio.Event()
+            console = asyncio.create_task(follow_events(up.url, tokens["sam"], opened))
+            await asyncio.wait_for(opened.wait(), 10)
+
+        assert await up.interrupt() == 0
+        await asyncio.wait_for(console, 10)  # the open stream did not hold the stop up
+        assert "Traceback" not in up.output(), up.output()
+
+        await up.start()
+        assert up.tokens() == tokens  # the same demo people
+        async with httpx.AsyncClient(base_url=up.url, timeout=30) as http:
+            after = await tickets(http, admin)
+            assert set(after) == set(before)  # nothing lost, no demo ticket opened twice
+            assert set(demo) < set(after)
+
+            # A ticket left waiting for an agent is worked to the end by the new worker.
+            sam = {"Authorization": f"Bearer {tokens['sam']}"}
+            waiting = (await http.get("/tasks", params={"status": "open", "limit": 100}, headers=sam)).json()["items"]
+            assert waiting, after
+            task = waiting[0]
+            assert (await http.post(f"/tasks/{task['id']}/claim", headers=sam)).status_code == 200
+            r = await http.post(f"/tasks/{task['id']}/complete", headers=sam,
+                                json={"outcome": "resolve", "reply": "Found it: it arrives tomorrow."})
+            assert r.status_code == 200, r.text
+
+            async def resolved():
+                ticket = (await tickets(http, admin))[task["ticket_id"]]
+                return ticket if ticket["status"] == "resolved" else None
+
+            await eventually(resolved, timeout=30)
+        assert await up.interrupt() == 0
+    finally:
+        up.kill()
