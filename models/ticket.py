@@ -129,11 +129,9 @@ class TimelineEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class TicketSnapshot(BaseModel):
-    """The whole current state of a ticket: what the workflow projects into the read model and
-    what its `state` query returns."""
+class TicketState(BaseModel):
+    """What a ticket is now: the fields every view of a ticket shares."""
 
-    ticket_id: str
     workflow_id: str
     customer_id: str
     subject: str
@@ -146,12 +144,19 @@ class TicketSnapshot(BaseModel):
     status: TicketStatus
     opened_at: datetime
     updated_at: datetime
-    revision: int
-    conversation_id: str | None = None
     resolution: str | None = None
     conversation: list[ConversationEntry] = Field(default_factory=list)
     timeline: list[TimelineEvent] = Field(default_factory=list)
     context: dict[str, Any] = Field(default_factory=dict)
+
+
+class TicketSnapshot(TicketState):
+    """The whole current state of a ticket: what the workflow projects into the read model and
+    what its `state` query returns."""
+
+    ticket_id: str
+    revision: int
+    conversation_id: str | None = None
 
 
 # --- read model --------------------------------------------------------------------------
@@ -179,24 +184,10 @@ class Ticket(SQLModel, table=True):
     context: dict = SQLField(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
-class TicketPublic(BaseModel):
+class TicketPublic(TicketState):
+    """A ticket as the API shows it."""
+
     id: str
-    workflow_id: str
-    customer_id: str
-    subject: str
-    body: str
-    channel: Channel
-    order_id: str | None
-    priority: Priority
-    department: str
-    external_ref: str | None
-    status: TicketStatus
-    opened_at: datetime
-    updated_at: datetime
-    resolution: str | None = None
-    conversation: list[ConversationEntry] = Field(default_factory=list)
-    timeline: list[TimelineEvent] = Field(default_factory=list)
-    context: dict[str, Any] = Field(default_factory=dict)
 
 
 class TicketSummary(BaseModel):

@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from models.routing import OfferRequest, OfferResult, RouteDecision, RouteRequest
 from models.steps import CustomerNotification, DeliveryReceipt
-from models.task import TaskSnapshot
+from models.task import ClaimTask, CompleteTask, TaskSnapshot
 from models.ticket import TicketSnapshot
 from workflows.ticket import TicketWorkflow
 
@@ -73,3 +73,16 @@ async def open_task(handle: WorkflowHandle, *, not_id: str | None = None, timeou
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("no open task appeared")
         await asyncio.sleep(0.05)
+
+
+async def work_task(handle: WorkflowHandle, outcome, *, agent: str = "ana", not_id: str | None = None,
+                    **fields) -> TaskSnapshot:
+    """An agent claims the next open task and completes it with `outcome` (and `reply`,
+    `queue`, ... in `fields`); returns the task as it was offered."""
+    task = await open_task(handle, not_id=not_id)
+    await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent=agent))
+    await handle.execute_update(
+        TicketWorkflow.complete_task,
+        CompleteTask(task_id=task.task_id, agent=agent, outcome=outcome, **fields),
+    )
+    return task

@@ -19,7 +19,7 @@ from models.ticket import CustomerMessage, Priority, TicketInput, TicketPolicy, 
 from sla import BusinessCalendar, SlaPolicy, SlaTarget
 from sla.config import SlaConfig
 from sla.policy import MoveToQueue, Notify, RaisePriority
-from workflow_fakes import FakeReadModel, open_task
+from workflow_fakes import FakeReadModel, open_task, work_task
 from workflows.ticket import TicketWorkflow, workflow_id_for
 
 
@@ -94,12 +94,7 @@ async def test_agent_resolves_then_ticket_closes_after_quiet_period(started):
 async def test_customer_message_before_auto_close_reopens(started, time_env):
     start, fake = started
     handle = await start()
-    task = await open_task(handle)
-    await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
-    await handle.execute_update(
-        TicketWorkflow.complete_task,
-        CompleteTask(task_id=task.task_id, agent="ana", outcome=TaskOutcome.resolve, reply="Done."),
-    )
+    task = await work_task(handle, TaskOutcome.resolve, reply="Done.")
     await time_env.sleep(timedelta(hours=24))  # within the quiet period
     assert (await handle.query(TicketWorkflow.state)).status == TicketStatus.resolved
     await handle.signal(TicketWorkflow.customer_message, CustomerMessage(message_id="m1", text="Still not here!"))
@@ -168,12 +163,7 @@ async def test_release_puts_task_back_in_queue(started):
 async def test_ask_customer_waits_then_reply_goes_back_to_an_agent(started):
     start, fake = started
     handle = await start()
-    task = await open_task(handle)
-    await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
-    await handle.execute_update(
-        TicketWorkflow.complete_task,
-        CompleteTask(task_id=task.task_id, agent="ana", outcome=TaskOutcome.ask_customer, reply="Which address?"),
-    )
+    task = await work_task(handle, TaskOutcome.ask_customer, reply="Which address?")
     deadline = asyncio.get_running_loop().time() + 10
     while (await handle.query(TicketWorkflow.state)).status != TicketStatus.waiting_customer:
         assert asyncio.get_running_loop().time() < deadline
@@ -190,12 +180,7 @@ async def test_ask_customer_waits_then_reply_goes_back_to_an_agent(started):
 async def test_customer_silence_resolves_then_closes(started):
     start, _ = started
     handle = await start()
-    task = await open_task(handle)
-    await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
-    await handle.execute_update(
-        TicketWorkflow.complete_task,
-        CompleteTask(task_id=task.task_id, agent="ana", outcome=TaskOutcome.ask_customer, reply="Which address?"),
-    )
+    task = await work_task(handle, TaskOutcome.ask_customer, reply="Which address?")
     result = await handle.result()
     assert result.status == TicketStatus.closed
     assert result.resolution == "no reply from the customer"
@@ -204,11 +189,7 @@ async def test_customer_silence_resolves_then_closes(started):
 async def test_escalation_moves_to_supervisors_with_raised_priority(started):
     start, _ = started
     handle = await start(priority=Priority.high)
-    task = await open_task(handle)
-    await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
-    await handle.execute_update(
-        TicketWorkflow.complete_task, CompleteTask(task_id=task.task_id, agent="ana", outcome=TaskOutcome.escalate)
-    )
+    task = await work_task(handle, TaskOutcome.escalate)
     second = await open_task(handle, not_id=task.task_id)
     assert second.queue == "supervisors" and second.priority == Priority.urgent
     assert (await handle.query(TicketWorkflow.state)).priority == Priority.urgent
@@ -217,12 +198,7 @@ async def test_escalation_moves_to_supervisors_with_raised_priority(started):
 async def test_transfer_moves_task_to_named_queue(started):
     start, _ = started
     handle = await start()
-    task = await open_task(handle)
-    await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
-    await handle.execute_update(
-        TicketWorkflow.complete_task,
-        CompleteTask(task_id=task.task_id, agent="ana", outcome=TaskOutcome.transfer, queue="billing"),
-    )
+    task = await work_task(handle, TaskOutcome.transfer, queue="billing")
     second = await open_task(handle, not_id=task.task_id)
     assert second.queue == "billing"
 
@@ -231,12 +207,7 @@ async def test_undeliverable_reply_is_kept_and_marked(started):
     start, fake = started
     fake.fail_delivery = True
     handle = await start()
-    task = await open_task(handle)
-    await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
-    await handle.execute_update(
-        TicketWorkflow.complete_task,
-        CompleteTask(task_id=task.task_id, agent="ana", outcome=TaskOutcome.resolve, reply="Refund issued."),
-    )
+    task = await work_task(handle, TaskOutcome.resolve, reply="Refund issued.")
     result = await handle.result()
     undelivered = [e for e in result.timeline if e.kind == "reply_undelivered"]
     assert undelivered and "recipient unknown" in undelivered[0].detail
