@@ -7,7 +7,9 @@ by the async API. Both use the same sync engine and the same query functions in
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
@@ -16,6 +18,7 @@ import anyio
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
+from temporalio import activity
 
 T = TypeVar("T")
 
@@ -48,12 +51,29 @@ def make_engine(url: str) -> Engine:
     @event.listens_for(engine, "handle_error")
     def _discard_unusable_pooled_connection(context):  # noqa: ANN001
         # A pooled connection that fails its checkout ping in a bad state (seen: psycopg
-        # reporting a command still ACTIVE) is thrown away and replaced, not handed to the
-        # request. The cause of that state is still being looked for.
+        # reporting a command still ACTIVE, left by a sync activity cancelled mid-COMMIT
+        # before Database.call held cancellations back) is thrown away and replaced, not
+        # handed to the request.
         if context.is_pre_ping:
             context.is_disconnect = True
 
     return engine
+
+
+def _no_cancellation_inside() -> AbstractContextManager[None]:
+    """Hold back a Temporal cancellation of a sync activity until the transaction is over.
+
+    Temporal cancels a sync activity (also every running one when its worker shuts down) by
+    raising CancelledError asynchronously in the activity's thread, at whatever line it is
+    on. Landing inside the driver, it leaves a connection mid-command or mid-transaction:
+    one interrupted in COMMIT is handed back to the pool without a reset, and the next
+    checkout anywhere fails (psycopg: "can't change 'autocommit' now: connection in
+    transaction status ACTIVE"; SQLite keeps the open transaction and its write lock).
+    Shielded, the cancellation is raised as soon as the session is closed.
+    """
+    if activity.in_activity():
+        return activity.shield_thread_cancel_exception()
+    return contextlib.nullcontext()
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -73,7 +93,7 @@ class Database:
         from sqlalchemy.exc import OperationalError, InterfaceError
 
         try:
-            with self.session() as session:
+            with _no_cancellation_inside(), self.session() as session:
                 result = fn(session, *args, **kwargs)
                 session.commit()
                 return result
