@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -71,6 +72,11 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         restore = _end_streams_on_stop_signals()
+        # Everything imported and built so far lives as long as the process. Frozen, the
+        # collector stops walking those ~150k objects on every full collection: a 70 ms pause
+        # that otherwise lands on whichever requests are in flight.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

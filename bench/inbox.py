@@ -1,9 +1,10 @@
 """Inbox benchmark: GET /tasks latency at a steady rate, against a bare FastAPI baseline.
 
 In one run:
-1. seeds `--tasks` open tasks across `--queues` queues into a SQLite file through the real
-   projection (`models.readmodel.upsert_task`), with mixed priorities, SLA due times (some
-   none), skills and creation times;
+1. seeds `--tasks` open tasks across `--queues` queues into a SQLite file (or with
+   `--database-url`, a scratch schema in PostgreSQL) through the real projection
+   (`models.readmodel.upsert_task`), with mixed priorities, SLA due times (some none),
+   skills and creation times;
 2. starts the real API (`python -m cli.main api`) in a subprocess on that database. No
    Temporal server runs: the API connects to it lazily and GET /tasks never needs it;
 3. starts a bare FastAPI app in another subprocess that answers every request with the same
@@ -61,6 +62,27 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scratch_schema(url: str) -> tuple[str, str]:
+    """A new schema in the PostgreSQL database at `url`; (its URL, its name)."""
+    import sqlalchemy
+
+    name = f"tf_bench_{int(time.time())}_{os.getpid()}"
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
+    engine.dispose()
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}", name
+
+
+def drop_schema(url: str, name: str) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    engine.dispose()
 
 
 def free_port() -> int:
@@ -185,6 +207,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each measured phase")
     parser.add_argument("--pages", type=int, default=5, help="pages a console follows before starting over")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database-url", metavar="URL",
+                        help="a PostgreSQL database to run on instead of a SQLite file, e.g. "
+                             "postgresql+psycopg://postgres@127.0.0.1:5432/test; the benchmark works in a "
+                             "schema of its own there and drops it at the end")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--page-file", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -193,7 +219,20 @@ def parse_args() -> argparse.Namespace:
 async def main(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="ticketflow-bench-inbox-"))
-    db_url = f"sqlite:///{work / 'ticketflow.db'}"
+    schema = None
+    if args.database_url:
+        db_url, schema = scratch_schema(args.database_url)
+        where = "PostgreSQL"
+    else:
+        db_url, where = f"sqlite:///{work / 'ticketflow.db'}", "SQLite file, WAL"
+    try:
+        await measure(args, rng, work, db_url, where)
+    finally:
+        if schema:
+            drop_schema(args.database_url, schema)
+
+
+async def measure(args: argparse.Namespace, rng: random.Random, work: Path, db_url: str, where: str) -> None:
     upgrade(db_url)
     db = Database(db_url)
     queues = [f"queue-{i}" for i in range(args.queues)]
@@ -221,7 +260,7 @@ async def main(args: argparse.Namespace) -> None:
         wait_for_port("127.0.0.1", api_port, 60, api)
         wait_for_port("127.0.0.1", bare_port, 60, bare)
         print(f"{args.tasks} open tasks in {args.queues} queues seeded through the projection in {seeded:.1f} s "
-              f"(SQLite file, WAL); API and bare FastAPI each in their own process")
+              f"({where}); API and bare FastAPI each in their own process")
         print(f"driving {args.rate:.0f} requests/s open loop for {args.seconds:.0f} s each; consoles follow up to "
               f"{args.pages} pages of 50 with random sort and filters")
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
