@@ -93,7 +93,7 @@ async def run_worker(
 
                 await stack.enter_async_context(build_faq_worker(client, settings, db, executor))
             await stop.wait()
-    db.dispose()
+    await db.aclose()
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
         finally:
             restore()
             if db is None:
-                app.state.db.dispose()
+                await app.state.db.aclose()
 
     app = FastAPI(title="ticketflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

@@ -12,7 +12,9 @@ In one run:
 4. drives each at a steady `--rate` requests/s, open loop, for `--seconds`. Requests come
    from simulated consoles: agents (department-scoped) and supervisors, each opening its
    inbox with a random sort (created / due / priority) and filters (status, skill, overdue,
-   priority) and following `next_cursor` up to `--pages` pages before starting over.
+   priority) and following `next_cursor` up to `--pages` pages before starting over. Both
+   sides get their requests from the same lean client (bench/loadgen.py), whose own CPU
+   cost stays small next to the servers' on a machine they share.
 
 Prints the rate achieved and p50/p99 for both, and their ratio (target: API p99 < 25 ms).
 """
@@ -33,12 +35,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.auth import create_token  # noqa: E402
+from bench.loadgen import HttpError, LeanClient  # noqa: E402
 from cli.embedded import wait_for_port  # noqa: E402
 from migrations import upgrade  # noqa: E402
 from models import readmodel  # noqa: E402
@@ -144,7 +146,7 @@ class Consoles:
             self.sessions[i] = self._fresh()
 
 
-async def steady(http: httpx.AsyncClient, rate: float, seconds: float, consoles: Consoles | None,
+async def steady(http: LeanClient, rate: float, seconds: float, consoles: Consoles | None,
                  path: str = "/tasks") -> tuple[list[float], int, float]:
     """Open loop: a request every 1/rate s whatever the answers do. Returns latencies (ms),
     failures and the rate of completed requests."""
@@ -163,12 +165,16 @@ async def steady(http: httpx.AsyncClient, rate: float, seconds: float, consoles:
         try:
             r = await http.get(path, params=params, headers=headers)
             body = r.content
-        except httpx.HTTPError:
+        except HttpError as exc:
             failures += 1
+            if failures <= 3:
+                print(f"  failed: {exc}")
             return
         latencies.append((time.perf_counter() - t0) * 1000)
         if r.status_code != 200:
             failures += 1
+            if failures <= 3:
+                print(f"  failed: GET {path} {params} -> {r.status_code} {r.text[:200]}")
             return
         if consoles is not None:
             consoles.advance(i, session, json.loads(body).get("next_cursor"))
@@ -263,11 +269,10 @@ async def measure(args: argparse.Namespace, rng: random.Random, work: Path, db_u
               f"({where}); API and bare FastAPI each in their own process")
         print(f"driving {args.rate:.0f} requests/s open loop for {args.seconds:.0f} s each; consoles follow up to "
               f"{args.pages} pages of 50 with random sort and filters")
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
         results, cpu = {}, {}
         for name, port, proc, consoles in (("bare FastAPI", bare_port, bare, None),
                                            ("GET /tasks", api_port, api, Consoles(tokens, args.pages, rng))):
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as http:
+            async with LeanClient("127.0.0.1", port) as http:
                 await steady(http, args.rate, 2.0, consoles)  # warm connections, caches and imports
                 before = cpu_seconds(proc.pid)
                 results[name] = await steady(http, args.rate, args.seconds, consoles)

@@ -188,7 +188,7 @@ async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> in
         with contextlib.suppress(asyncio.CancelledError):
             await api_task
         await worker_task
-        db.dispose()
+        await db.aclose()
         return 0
     finally:
         if sandbox is not None:

@@ -5,10 +5,7 @@ Every action is a Temporal Update validated inside the ticket's workflow: a refu
 
 from __future__ import annotations
 
-import asyncio
 import json
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -40,12 +37,10 @@ from workflows.ticket import TicketWorkflow
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
-# Inbox pages are short reads at a high rate, and handing each to a thread costs more than
-# the read: the threads trade the GIL back and forth, and under load the cost per request
-# nearly doubles (bench/inbox.py: p99 61 ms with two threads, 15 ms without). On SQLite a page
-# is a sub-millisecond local read that never waits for a lock (WAL), so it runs right here.
-# PostgreSQL reads cross the network and go to two threads of their own.
-INBOX_READERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="inbox")
+# Inbox pages are short reads at a high rate. On SQLite a page is a sub-millisecond local
+# read that never waits for a lock (WAL), so it runs right here: handing it to a thread
+# would cost more than the read. On PostgreSQL it runs on the event loop's own driver
+# (Database.run).
 
 
 @router.get("", response_model=TaskPage, summary="The inbox: tasks in the caller's queues")
@@ -65,17 +60,16 @@ async def list_tasks(
                                                                    "with the same sort")] = None,
 ) -> Response:
     scope = require_scope(authorizer, user, "read", "task")
-    read = partial(
-        db.call, readmodel.list_tasks, as_json=True, limit=limit, cursor=cursor, sort=sort,
-        status=status_.value if status_ else None, queue=queue,
-        queues=[user.department] if scope == "department" else None,
+    query = dict(
+        as_json=True, limit=limit, cursor=cursor, sort=sort, status=status_.value if status_ else None,
+        queue=queue, queues=[user.department] if scope == "department" else None,
         assignee=user.name if assignee == "me" else assignee, priority=priority.value if priority else None,
         skill=skill, overdue_at=utcnow() if overdue else None,
     )
-    if db.engine.dialect.name == "sqlite":
-        items, next_cursor = read()
+    if db.on_event_loop:
+        items, next_cursor = await db.run(readmodel.list_tasks, **query)
     else:
-        items, next_cursor = await asyncio.get_running_loop().run_in_executor(INBOX_READERS, read)
+        items, next_cursor = db.call(readmodel.list_tasks, **query)
     # The rows arrive as TaskPublic JSON already (see readmodel.list_tasks).
     body = '{"items":[' + ",".join(items) + '],"next_cursor":' + json.dumps(next_cursor) + "}"
     return Response(body, media_type="application/json")

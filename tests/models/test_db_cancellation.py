@@ -5,6 +5,8 @@ next checkout anywhere (an API request of another test) finds it mid-COMMIT."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -14,6 +16,8 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from activities.readmodel import ReadModelActivities
+from harness import eventually
+from models import readmodel
 from models.db import Database
 from models.task import Task, TaskSnapshot
 
@@ -44,3 +48,39 @@ def test_a_cancellation_during_commit_waits_until_the_connection_is_back_in_the_
         assert db.call(lambda s: s.get(Task, task_id)) is not None  # the projection committed whole
     finally:
         private.dispose()
+
+
+async def test_an_async_caller_cancelled_mid_query_leaves_the_transaction_to_finish(db: Database):
+    """`Database.run` serves async code: on PostgreSQL on the event loop itself, on SQLite on
+    a worker thread. A caller cancelled mid-query (a request of a stopping server) must not
+    cut the transaction short either: it completes, and its connection goes back idle."""
+    private = Database(db.url)
+    task_id = f"cancel-{uuid.uuid4().hex}"
+    snap = TaskSnapshot(task_id=task_id, ticket_id="t", workflow_id="w", queue="q", priority="normal",
+                        created_at=datetime.now(UTC), revision=1)
+    checked_in_idle: list[bool] = []
+
+    def slow_upsert(session):  # noqa: ANN001, ANN202
+        engine = session.get_bind()
+        event.listen(engine, "checkin", lambda conn, _rec: checked_in_idle.append(
+            _idle(getattr(conn, "driver_connection", conn))))
+        if private.on_event_loop:
+            session.connection().exec_driver_sql("SELECT pg_sleep(0.3)")
+        else:
+            time.sleep(0.3)
+        return readmodel.upsert_task(session, snap)
+
+    try:
+        call = asyncio.ensure_future(private.run(slow_upsert))
+        await asyncio.sleep(0.1)  # mid-query
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+        async def committed():
+            return await private.run(lambda s: s.get(Task, task_id)) is not None
+
+        await eventually(committed, timeout=5)
+        assert checked_in_idle and all(checked_in_idle)
+    finally:
+        await private.aclose()

@@ -1,0 +1,126 @@
+"""A lean HTTP/1.1 client for the benchmarks' load generators.
+
+The load generator shares this machine's cores with the servers it measures. httpx spends a
+few milliseconds of CPU per request once hundreds are in flight, so at 200 requests/s the
+generator itself became the bottleneck and its queueing showed up as server latency. This
+client does only what the benchmarks need: GET and POST with a JSON body over loopback
+keep-alive connections, one request per connection at a time, a new connection whenever
+none is idle (so an open loop never waits for the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from urllib.parse import urlencode
+
+
+class HttpError(Exception):
+    pass
+
+
+class _ClosedWhileIdle(Exception):
+    """A kept-alive connection the server had closed: nothing was answered on it."""
+
+
+class Response:
+    __slots__ = ("status_code", "content")
+
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code = status_code
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+    def json(self):  # noqa: ANN201
+        return json.loads(self.content)
+
+
+class LeanClient:
+    def __init__(self, host: str, port: int, headers: dict[str, str] | None = None, timeout: float = 30) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.headers = headers or {}
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._all: set[asyncio.StreamWriter] = set()
+
+    async def __aenter__(self) -> "LeanClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:  # noqa: ANN002
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for writer in list(self._all):
+            writer.close()
+        self._all.clear()
+        self._idle.clear()
+
+    async def get(self, path: str, params: dict | None = None, headers: dict[str, str] | None = None) -> Response:
+        if params:
+            path = f"{path}?{urlencode(params)}"
+        return await self.request("GET", path, b"", headers)
+
+    async def post(self, path: str, json_body: object, headers: dict[str, str] | None = None) -> Response:
+        return await self.request("POST", path, json.dumps(json_body).encode(), headers,
+                                  content_type="application/json")
+
+    async def request(self, method: str, path: str, body: bytes, headers: dict[str, str] | None,
+                      content_type: str | None = None) -> Response:
+        try:
+            return await asyncio.wait_for(self._request(method, path, body, headers, content_type), self.timeout)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
+            raise HttpError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+
+    async def _request(self, method: str, path: str, body: bytes, headers: dict[str, str] | None,
+                       content_type: str | None) -> Response:
+        while self._idle:
+            reader, writer = self._idle.pop()
+            try:
+                return await self._exchange(reader, writer, method, path, body, headers, content_type)
+            except _ClosedWhileIdle:
+                continue  # the server closed it after its keep-alive timeout: take another
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        self._all.add(writer)
+        return await self._exchange(reader, writer, method, path, body, headers, content_type)
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, path: str,
+                        body: bytes, headers: dict[str, str] | None, content_type: str | None) -> Response:
+        try:
+            return await self._send_and_read(reader, writer, method, path, body, headers, content_type)
+        except BaseException:
+            writer.close()  # in an unknown state: never reused
+            self._all.discard(writer)
+            raise
+
+    async def _send_and_read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str,
+                             path: str, body: bytes, headers: dict[str, str] | None,
+                             content_type: str | None) -> Response:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
+        if content_type:
+            lines.append(f"Content-Type: {content_type}")
+        lines += [f"{k}: {v}" for k, v in {**self.headers, **(headers or {})}.items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        try:
+            status_line = await reader.readline()
+        except ConnectionResetError as exc:
+            raise _ClosedWhileIdle from exc
+        if not status_line:
+            raise _ClosedWhileIdle
+        status = int(status_line.split(b" ", 2)[1])
+        length, keep_alive = 0, True
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                keep_alive = False
+        content = await reader.readexactly(length) if length else b""
+        if keep_alive:
+            self._idle.append((reader, writer))
+        else:
+            writer.close()
+            self._all.discard(writer)
+        return Response(status, content)
