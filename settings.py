@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         default=ROOT / "policies" / "sla.json", description="Business calendar and SLA policies (JSON)."
     )
     activity_threads: int = Field(default=16, description="Thread pool size for blocking activities per worker.")
+    change_feed_retention: timedelta = Field(
+        default=timedelta(days=7),
+        description="How far back GET /events can replay missed changes; older ones are deleted every hour.",
+    )
 
     # External systems. A system whose URL is unset is not consulted at all.
     orders_system: str = Field(default="soap", description="Order system implementation (registered connector name).")

@@ -20,11 +20,13 @@ from activities.routing import RoutingActivities
 from activities.systems import build_system_activities
 from models.db import Database
 from settings import Settings
+from models.housekeeping import HousekeepingPolicy
+from workflows.housekeeping import HousekeepingWorkflow, ensure_housekeeping_schedule
 from workflows.ticket import TicketWorkflow
 
 log = logging.getLogger("ticketflow.worker")
 
-WORKFLOWS = [TicketWorkflow]
+WORKFLOWS = [TicketWorkflow, HousekeepingWorkflow]
 
 
 async def connect(settings: Settings, address: str | None = None) -> Client:
@@ -48,7 +50,8 @@ class TicketWorker:
             task_queue=settings.task_queue,
             workflows=WORKFLOWS,
             activities=[
-                readmodel.project_ticket, readmodel.project_task, notifications.deliver_reply,
+                readmodel.project_ticket, readmodel.project_task, readmodel.prune_change_feed,
+                notifications.deliver_reply,
                 *self.systems.activities(), routing.route_task, routing.offer_queued,
             ],
             activity_executor=executor,
@@ -88,6 +91,8 @@ async def run_worker(
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(build_worker(client, settings, db, executor))
             log.info("worker polling task queue %s", settings.task_queue)
+            await ensure_housekeeping_schedule(
+                client, settings.task_queue, HousekeepingPolicy(change_feed_retention=settings.change_feed_retention))
             if faq:
                 from activities.faq import build_faq_worker
 

@@ -1,4 +1,4 @@
-"""Projection of workflow state into the read model the API lists from."""
+"""Projection of workflow state into the read model the API lists from, and its upkeep."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from temporalio import activity
 
 from models import readmodel
 from models.db import Database
+from models.housekeeping import PruneChangeFeed
 from models.task import TaskSnapshot
 from models.ticket import TicketSnapshot
 
@@ -22,3 +23,15 @@ class ReadModelActivities:
     @activity.defn(name="project_task")
     def project_task(self, snap: TaskSnapshot) -> None:
         self.db.call(readmodel.upsert_task, snap)
+
+    @activity.defn(name="prune_change_feed")
+    def prune_change_feed(self, req: PruneChangeFeed) -> int:
+        """Delete old change events in batches, heartbeating between them so a worker that
+        dies mid-way hands the rest to another attempt. Deleting is idempotent."""
+        total = 0
+        while True:
+            pruned = self.db.call(readmodel.prune_changes, req.before, limit=req.batch)
+            total += pruned
+            activity.heartbeat(total)
+            if pruned < req.batch:
+                return total

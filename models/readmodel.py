@@ -24,6 +24,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    delete,
     exists,
     func,
     literal,
@@ -598,3 +599,12 @@ def changes_after(
     if customer_id is not None:
         q = q.where(c.kind == "ticket", c.customer_id == customer_id)
     return list(session.exec(q.order_by(c.id).limit(limit)).scalars())  # type: ignore[call-overload]
+
+
+def prune_changes(session: Session, before: datetime, *, limit: int) -> int:
+    """Delete up to `limit` change events older than `before`, oldest first; how many went.
+    Small batches keep each transaction (and the locks it holds) short."""
+    c = ChangeEvent.__table__.c
+    oldest = select(c.id).where(c.at < before).order_by(c.id).limit(limit)
+    result = session.execute(delete(ChangeEvent).where(c.id.in_(oldest.scalar_subquery())))
+    return result.rowcount

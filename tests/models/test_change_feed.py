@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import func, select
 
@@ -25,3 +25,26 @@ def test_a_new_task_and_its_update_each_write_one_change_event(db: Database):
     assert count() == 1
     assert db.call(readmodel.upsert_task, snap.model_copy(update={"revision": 2})) is True
     assert count() == 2
+
+
+def _events_of(db: Database, marker: str) -> list[datetime]:
+    return db.call(lambda s: [e.at for e in s.exec(select(ChangeEvent).where(ChangeEvent.ticket_id == marker))])
+
+
+def test_pruning_deletes_only_events_older_than_the_cutoff_oldest_first_in_batches(db: Database):
+    marker = f"prune-{uuid.uuid4().hex}"
+    start = datetime(2000, 1, 1, tzinfo=UTC)  # older than anything another test writes
+    events = [ChangeEvent(at=start + timedelta(minutes=i), kind="task", ticket_id=marker, status="open",
+                          revision=1, payload={}) for i in range(7)]
+    events.append(ChangeEvent(at=datetime(2001, 6, 1, tzinfo=UTC), kind="task", ticket_id=marker, status="open",
+                              revision=2, payload={}))
+    db.call(lambda s: s.add_all(events))
+    cutoff = datetime(2001, 1, 1, tzinfo=UTC)
+
+    assert db.call(readmodel.prune_changes, cutoff, limit=3) == 3
+    left = sorted(_events_of(db, marker))
+    assert len(left) == 5 and left[0].replace(tzinfo=UTC) == start + timedelta(minutes=3)  # the oldest went
+    assert db.call(readmodel.prune_changes, cutoff, limit=3) == 3
+    assert db.call(readmodel.prune_changes, cutoff, limit=3) == 1
+    assert db.call(readmodel.prune_changes, cutoff, limit=3) == 0
+    assert [at.replace(tzinfo=UTC) for at in _events_of(db, marker)] == [datetime(2001, 6, 1, tzinfo=UTC)]

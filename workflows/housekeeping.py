@@ -1,0 +1,64 @@
+"""Periodic upkeep of the read model, started by a Temporal Schedule rather than a cron job:
+each run is a workflow with its own history, visible next to the tickets.
+
+Today it trims the change feed (the outbox behind GET /events) to the retention window."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from models.housekeeping import HousekeepingPolicy, HousekeepingReport, PruneChangeFeed
+
+EVERY = timedelta(hours=1)
+
+
+@workflow.defn
+class HousekeepingWorkflow:
+    @workflow.run
+    async def run(self, policy: HousekeepingPolicy) -> HousekeepingReport:
+        before = workflow.now() - policy.change_feed_retention
+        pruned = await workflow.execute_activity(
+            "prune_change_feed", PruneChangeFeed(before=before), result_type=int,
+            start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=5)),
+        )
+        return HousekeepingReport(before=before, change_events_pruned=pruned)
+
+
+def schedule_id(task_queue: str) -> str:
+    return f"{task_queue}-housekeeping"
+
+
+async def ensure_housekeeping_schedule(client: Client, task_queue: str, policy: HousekeepingPolicy) -> None:
+    """Create the hourly housekeeping schedule, or bring an existing one up to date with this
+    deployment's policy. Every worker calls it at start; the first creates it."""
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            HousekeepingWorkflow.run, policy, id=schedule_id(task_queue), task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=EVERY)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(schedule_id(task_queue), schedule)
+    except ScheduleAlreadyRunningError:
+        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(schedule_id(task_queue)).update(replace)
