@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import SecretStr
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from connectors.errors import ConnectorError, NotFound
 from connectors.interfaces import LogisticsProvider, MessagingChannel, OrderSystem, TicketSystem
@@ -219,8 +219,9 @@ class SystemActivities:
 
 def _configured(connector: T | None, system: str, setting: str) -> T:
     if connector is None:
+        # Benign: a deployment without this system is normal, not worth a warning per ticket.
         raise ApplicationError(f"no {system} is configured (set {setting})", type=NOT_CONFIGURED,
-                               non_retryable=True)
+                               non_retryable=True, category=ApplicationErrorCategory.BENIGN)
     return connector
 
 

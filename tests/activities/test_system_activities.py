@@ -8,7 +8,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from pydantic import SecretStr
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.testing import ActivityEnvironment
 
 from activities.systems import SystemActivities, build_system_activities
@@ -132,6 +132,7 @@ def test_an_unconfigured_system_is_a_permanent_not_configured_that_names_the_set
     with pytest.raises(ApplicationError) as caught:
         run(getattr(acts, name), arg)
     assert caught.value.type == "NotConfigured" and caught.value.non_retryable
+    assert caught.value.category is ApplicationErrorCategory.BENIGN  # logged at debug, not as a warning
     assert setting in caught.value.message
 
 
