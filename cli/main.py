@@ -64,7 +64,10 @@ def worker(
     faq: Annotated[bool, typer.Option("--faq/--no-faq", help="Also answer FAQ questions (loads the model).")] = False,
     verbose: bool = False,
 ) -> None:
-    """Run a worker against TICKETFLOW_TEMPORAL_ADDRESS (run as many as you need)."""
+    """Run a worker against TICKETFLOW_TEMPORAL_ADDRESS (run as many as you need).
+
+    It also makes sure the hourly housekeeping schedule exists and follows its settings.
+    """
     from migrations import upgrade
     from worker import run_worker
 
@@ -79,7 +82,10 @@ def api(
     workers: Annotated[int, typer.Option(min=1, help="API processes sharing the port (they share nothing else).")] = 1,
     verbose: bool = False,
 ) -> None:
-    """Serve the HTTP API on TICKETFLOW_API_HOST:TICKETFLOW_API_PORT."""
+    """Serve the HTTP API on TICKETFLOW_API_HOST:TICKETFLOW_API_PORT.
+
+    SIGTERM or Ctrl-C ends open event streams at once and waits at most 5 s for other requests.
+    """
     import uvicorn
 
     from migrations import upgrade
