@@ -9,6 +9,7 @@ waiting for an agent when the stack stopped is worked to resolution."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -69,8 +70,9 @@ class Up:
 
     async def start(self) -> None:
         offset = self.log.stat().st_size if self.log.exists() else 0
+        # its own process group, as in a terminal: Ctrl-C reaches `up` and the Temporal server
         self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up"], cwd=ROOT, env=self.env,
-                                     stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+                                     stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT
         while READY not in self.log.read_text()[offset:]:
             assert self.proc.poll() is None, f"`ticketflow up` exited with {self.proc.returncode}:\n{self.output()}"
@@ -80,7 +82,7 @@ class Up:
     async def interrupt(self) -> int:
         """Ctrl-C, as a terminal sends it; the exit code."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGINT)
+        os.killpg(self.proc.pid, signal.SIGINT)
         deadline = time.monotonic() + STOP_TIMEOUT
         while self.proc.poll() is None:
             assert time.monotonic() < deadline, f"`ticketflow up` ignored Ctrl-C:\n{self.output()}"
@@ -88,8 +90,9 @@ class Up:
         return self.proc.returncode
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):  # nothing left of the group
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
     def output(self) -> str:
