@@ -139,6 +139,8 @@ async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> in
             # The sandbox's messaging platform delivers simulated customer messages
             # (POST /simulate/inbound) to this API's chat webhook, as a real one would.
             api_loopback = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+            if ":" in api_loopback:  # an IPv6 address, e.g. ::1
+                api_loopback = f"[{api_loopback}]"
             sandbox = await asyncio.to_thread(
                 start_sandbox, ports={name: settings.sandbox_port + i for i, name in enumerate(DEFAULT_PORTS)},
                 webhook_url=f"http://{api_loopback}:{settings.api_port}/webhooks/chat",

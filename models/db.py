@@ -21,16 +21,20 @@ from functools import partial
 from typing import TypeVar
 
 import asyncio
+import logging
+import threading
 
 import anyio
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlmodel import Session, create_engine
 from temporalio import activity
 
 T = TypeVar("T")
+log = logging.getLogger("ticketflow.db")
 
 
 def utcnow() -> datetime:
@@ -104,8 +108,10 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.on_event_loop = self.engine.dialect.name == "postgresql"
-        # one asyncio engine per event loop: its connections belong to the loop that made them
+        # The asyncio engine of the event loop that uses this Database (one loop per process
+        # in the API and the worker): its connections belong to the loop that made them.
         self._async: tuple[asyncio.AbstractEventLoop, AsyncEngine] | None = None
+        self._async_lock = threading.Lock()
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -117,7 +123,7 @@ class Database:
                 result = fn(session, *args, **kwargs)
                 session.commit()
                 return result
-        except (OperationalError, InterfaceError) as exc:
+        except (OperationalError, InterfaceError, PoolTimeout) as exc:
             raise _unavailable(exc) from exc
 
     async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
@@ -136,14 +142,18 @@ class Database:
                 result = await session.run_sync(lambda sync_session: fn(sync_session, *args, **kwargs))
                 await session.commit()
                 return result
-        except (OperationalError, InterfaceError) as exc:
+        except (OperationalError, InterfaceError, PoolTimeout) as exc:
             raise _unavailable(exc) from exc
 
     def _async_engine(self) -> AsyncEngine:
         loop = asyncio.get_running_loop()
-        if self._async is None or self._async[0] is not loop:
-            self._async = (loop, make_async_engine(self.url))
-        return self._async[1]
+        with self._async_lock:
+            current = self._async
+            if current is None or current[0] is not loop:
+                if current is not None:
+                    log.warning("database used from a second event loop: a new connection pool for it")
+                current = self._async = (loop, make_async_engine(self.url))
+        return current[1]
 
     async def aclose(self) -> None:
         """`dispose` from async code: also closes the asyncio engine's connections."""
@@ -153,7 +163,9 @@ class Database:
         self.engine.dispose()
 
     def dispose(self) -> None:
-        self._async = None  # its connections close with their event loop
+        """Close the pooled connections (from async code, prefer `aclose`: this one leaves
+        the asyncio engine's connections to the garbage collector)."""
+        self._async = None
         self.engine.dispose()
 
 
@@ -162,6 +174,6 @@ def _unavailable(exc: Exception) -> DatabaseUnavailable:
 
 
 def _retrieve_exception(task: asyncio.Task) -> None:
-    # the caller may have gone (cancelled); its error is still raised to it if it waits
-    if not task.cancelled():
-        task.exception()
+    # The caller may have gone (cancelled): then nobody else sees what went wrong.
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("database work ended with %r", task.exception())

@@ -273,6 +273,8 @@ def list_tasks(
     building, keying and compiling the statement each time cost more than running it.
     """
     key, created_at, task_id = _decode_task_cursor(cursor, sort) if cursor else (None, None, None)
+    if queues is not None and not queues:
+        return [], None  # limited to no queue at all
     shape = _InboxShape(
         sort=sort, status=status is not None, queue=queue is not None,
         queues=len(queues) if queues is not None else None, assignee=assignee is not None,
@@ -400,12 +402,9 @@ class _PreparedQuery:
             if values.get(name) is not None:
                 values[name] = process(values[name])
         bound = tuple(values[n] for n in self.names) if self.positional else {n: values[n] for n in self.names}
-        cursor = session.connection().connection.dbapi_connection.cursor()
-        try:
-            cursor.execute(self.sql, bound)
-            return [row[0] for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        # exec_driver_sql: no compiling, but the driver's errors still become SQLAlchemy's
+        # (a dropped connection is a DatabaseUnavailable, and the pool learns of it)
+        return list(session.connection().exec_driver_sql(self.sql, bound).scalars())
 
 
 @lru_cache(maxsize=512)
@@ -416,7 +415,8 @@ def _inbox_query_cached(shape: _InboxShape, part: str, dialect_name: str, dialec
         if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
     )
     positional = compiled.positional
-    names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
+    names = (tuple(compiled.positiontup or ()) if positional
+             else tuple(name for name in compiled.binds if not name.startswith("%(")))
     constants = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
     return _PreparedQuery(sql=compiled.string, names=names, positional=positional, processors=processors,
                           constants=constants)
@@ -604,7 +604,11 @@ def changes_after(
 def prune_changes(session: Session, before: datetime, *, limit: int) -> int:
     """Delete up to `limit` change events older than `before`, oldest first; how many went.
     Small batches keep each transaction (and the locks it holds) short."""
-    c = ChangeEvent.__table__.c
-    oldest = select(c.id).where(c.at < before).order_by(c.id).limit(limit)
-    result = session.execute(delete(ChangeEvent).where(c.id.in_(oldest.scalar_subquery())))
+    table = ChangeEvent.__table__
+    c = table.c
+    # The newest event always stays: on SQLite ids are rowids, and an emptied table would
+    # hand out ids from 1 again, below the Last-Event-ID of every console that reconnects.
+    newest = select(func.max(c.id)).scalar_subquery()
+    oldest = select(c.id).where(c.at < before, c.id < newest).order_by(c.id).limit(limit)
+    result = session.execute(delete(table).where(c.id.in_(oldest.scalar_subquery())))
     return result.rowcount

@@ -58,7 +58,8 @@ async def ensure_housekeeping_schedule(client: Client, task_queue: str, policy: 
     try:
         await client.create_schedule(schedule_id(task_queue), schedule)
     except ScheduleAlreadyRunningError:
-        def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+        def replace(current: ScheduleUpdateInput) -> ScheduleUpdate:
+            schedule.state = current.description.schedule.state  # an operator's pause and note stay
             return ScheduleUpdate(schedule=schedule)
 
         await client.get_schedule_handle(schedule_id(task_queue)).update(replace)

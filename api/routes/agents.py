@@ -6,19 +6,23 @@ the tasks waiting in their queues."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import Field, field_validator
+from temporalio.service import RPCError
 
 from activities.routing import offer_queued_tasks, release_agent_tasks
-from api.deps import AuthorizerDep, CurrentUser, DbDep, TemporalDep, require
+from api.deps import AuthorizerDep, CurrentUser, DbDep, TemporalDep, get_temporal, require
+from api.temporal import WorkflowEngineUnavailable
 from models import readmodel
 from models.agent import AgentPublic, AgentUpsert, PresenceUpdate
 from routing.models import Presence
 from policies import Resource
 
+log = logging.getLogger("ticketflow.api.agents")
 router = APIRouter(prefix="/agents", tags=["agents"])
 
 QUEUE_PATTERN = r"^[a-z0-9_-]+$"  # as a ticket's department
@@ -111,8 +115,8 @@ async def get_agent(agent_id: AgentId, user: CurrentUser, db: DbDep, authorizer:
             responses={201: {"model": AgentPublic, "description": "A new agent, offline until they sign in."}},
             summary="Create or replace an agent's routing profile (supervisors, admins)")
 async def put_agent(
-    agent_id: AgentId, body: AgentProfileBody, user: CurrentUser, db: DbDep, client: TemporalDep,
-    authorizer: AuthorizerDep, response: Response,
+    agent_id: AgentId, body: AgentProfileBody, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
+    request: Request, response: Response,
 ) -> AgentPublic:
     require(authorizer, user, "write", Resource("agent", owner=agent_id))
     if agent_id == "me":
@@ -123,7 +127,12 @@ async def put_agent(
         response.status_code = status.HTTP_201_CREATED
     elif agent.presence is Presence.online:
         # More capacity, a new queue or skill can fit tasks that were waiting for someone:
-        # offer them now rather than when the next agent comes online or frees up.
-        await offer_queued_tasks(db, client, agent.queues)
+        # offer them now rather than when the next agent comes online or frees up. (Only
+        # here is Temporal needed: editing a profile works while it is down.)
+        try:
+            await offer_queued_tasks(db, await get_temporal(request), agent.queues)
+        except (WorkflowEngineUnavailable, RPCError) as exc:
+            # The profile is saved; the waiting tasks are offered at the next chance instead.
+            log.warning("profile of %s saved, but queued tasks could not be offered now: %s", agent_id, exc)
         agent = await db.run(readmodel.get_agent, agent_id)
     return agent

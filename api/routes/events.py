@@ -24,7 +24,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import AuthorizerDep, CurrentUser, require_scope
 from models import readmodel
-from models.db import Database
+from models.db import Database, DatabaseUnavailable
 from models.events import ChangeEvent, ChangeEventPublic
 
 log = logging.getLogger("ticketflow.api.events")
@@ -179,18 +179,29 @@ def _resume_point(after: int | None, last_event_id: str | None) -> int | None:
 
 async def _events(feed: ChangeFeed, queues: frozenset[str] | None, customer_id: str | None,
                   after: int | None) -> AsyncIterator[str]:
-    # Joining inside the stream: its `finally` then runs whenever the client goes away.
-    sub = await feed.subscribe(queues, customer_id)
+    # Joining inside the stream: its `finally` then runs whenever the client goes away. The
+    # 200 is on its way by then, so a database that fails here ends the stream instead, and
+    # the client reconnects (`retry`) and resumes from its last id.
+    try:
+        sub = await feed.subscribe(queues, customer_id)
+    except DatabaseUnavailable as exc:
+        log.warning("event stream not started, the database is unreachable: %s", exc)
+        yield "retry: 5000\n: the database is unreachable; reconnect shortly\n\n"
+        return
     sent = sub.start if after is None else after
     try:
         yield f"retry: 2000\n: joined at {sub.start}\n\n"
         # What the client missed: everything up to where the live feed took over.
         while sent < sub.start:
-            rows = await feed.db.run(
-                readmodel.changes_after, sent, limit=BATCH, upto=sub.start,
-                queues=sorted(queues) if queues is not None and customer_id is None else None,
-                customer_id=customer_id,
-            )
+            try:
+                rows = await feed.db.run(
+                    readmodel.changes_after, sent, limit=BATCH, upto=sub.start,
+                    queues=sorted(queues) if queues is not None and customer_id is None else None,
+                    customer_id=customer_id,
+                )
+            except DatabaseUnavailable as exc:
+                log.warning("event stream ended, the database is unreachable: %s", exc)
+                return
             if not rows:
                 break
             for row in rows:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import socket
+import uuid
 
 import httpx
 from sqlmodel import select
 
 from api.main import create_app
 from harness import ticket_body, unique_ref
+from models import readmodel
 from models.db import Database
 from models.ticket import Ticket
+from routing import Presence
 from settings import Settings
 
 
@@ -78,3 +81,19 @@ async def test_ticket_is_readable_before_its_projection_lands(stack, monkeypatch
     assert (await stack.http.get(f"/tickets/{first.json()['id']}", headers=stack.as_("cust-2"))).status_code == 403
     retry = await stack.http.post("/tickets", json=ticket_body(external_ref=ref), headers=stack.as_("cust-1"))
     assert retry.status_code == 200 and retry.json()["id"] == first.json()["id"]
+
+
+async def test_agent_profiles_are_kept_while_temporal_is_down(db, tokens):
+    """Only offering waiting tasks needs Temporal: a profile edit, even of an online agent,
+    is saved and the tasks are offered at the next chance."""
+    settings = Settings(database_url=db.url, temporal_address=f"127.0.0.1:{_closed_port()}")
+    app = create_app(settings, db=db)
+    name = f"agent-{uuid.uuid4().hex[:8]}"
+    profile = {"skills": ["refunds"], "languages": ["en"], "queues": ["general"], "capacity": 2}
+    admin = {"Authorization": f"Bearer {tokens['admin']}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        assert (await http.put(f"/agents/{name}", json=profile, headers=admin)).status_code == 201
+        db.call(readmodel.set_presence, name, Presence.online)
+        r = await http.put(f"/agents/{name}", json={**profile, "capacity": 4}, headers=admin)
+        assert r.status_code == 200 and r.json()["capacity"] == 4
+    assert db.call(readmodel.get_agent, name).capacity == 4

@@ -16,8 +16,10 @@ import uvicorn
 from api.auth import create_token
 from api.main import create_app
 from api.routes import events as events_module
+from api.routes.events import _events
 from harness import eventually, open_task_for, ticket_body
 from models.auth import Role
+from models.db import DatabaseUnavailable
 
 
 class _Server(uvicorn.Server):
@@ -206,3 +208,13 @@ async def test_one_tailer_serves_every_stream_and_stops_when_they_leave(stack, s
         return not feed.subscribers and feed._task is not None and feed._task.done()
 
     await eventually(tailer_stopped, timeout=5)
+
+
+async def test_a_stream_that_cannot_reach_the_database_ends_with_a_hint_to_reconnect():
+    # The 200 has gone out when the stream joins the feed: it cannot become a 503 any more.
+    class Unreachable:
+        async def subscribe(self, queues, customer_id):  # noqa: ANN001, ANN202
+            raise DatabaseUnavailable("connection refused")
+
+    chunks = [chunk async for chunk in _events(Unreachable(), None, None, None)]
+    assert chunks == ["retry: 5000\n: the database is unreachable; reconnect shortly\n\n"]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import func, select
 
+from migrations import upgrade
 from models import readmodel
 from models.db import Database
 from models.events import ChangeEvent
@@ -48,3 +49,19 @@ def test_pruning_deletes_only_events_older_than_the_cutoff_oldest_first_in_batch
     assert db.call(readmodel.prune_changes, cutoff, limit=3) == 1
     assert db.call(readmodel.prune_changes, cutoff, limit=3) == 0
     assert [at.replace(tzinfo=UTC) for at in _events_of(db, marker)] == [datetime(2001, 6, 1, tzinfo=UTC)]
+
+
+def test_the_newest_event_always_stays_so_ids_never_go_back(tmp_path):
+    """SQLite ids are rowids: an emptied table would number new events from 1 again, below
+    the Last-Event-ID of every console that reconnects."""
+    private = Database(f"sqlite:///{tmp_path / 'feed.db'}")
+    upgrade(private.url)
+    at = datetime(2000, 1, 1, tzinfo=UTC)
+    event = lambda n: ChangeEvent(at=at, kind="task", ticket_id="t", status="open", revision=n, payload={})  # noqa: E731
+    try:
+        private.call(lambda s: s.add_all([event(1), event(2), event(3)]))
+        assert private.call(readmodel.prune_changes, datetime(2100, 1, 1, tzinfo=UTC), limit=10) == 2
+        private.call(lambda s: s.add(event(4)))
+        assert private.call(lambda s: [e.id for e in s.exec(select(ChangeEvent).order_by(ChangeEvent.id))]) == [3, 4]
+    finally:
+        private.dispose()

@@ -30,14 +30,19 @@ async def test_the_schedule_is_made_once_follows_the_settings_and_trims_the_chan
     ]))
 
     await ensure_housekeeping_schedule(client, task_queue, HousekeepingPolicy(change_feed_retention=timedelta(days=7)))
-    # another worker starting with other settings: the same schedule, brought up to date
-    await ensure_housekeeping_schedule(client, task_queue, HousekeepingPolicy(change_feed_retention=timedelta(days=10)))
     handle = client.get_schedule_handle(schedule_id(task_queue))
     try:
+        await handle.pause(note="database maintenance")
+        # another worker starting with other settings: the same schedule, brought up to date,
+        # and the operator's pause left alone
+        await ensure_housekeeping_schedule(client, task_queue,
+                                           HousekeepingPolicy(change_feed_retention=timedelta(days=10)))
         described = await handle.describe()
         assert [spec.every for spec in described.schedule.spec.intervals] == [EVERY]
         (policy,) = await client.data_converter.decode(described.schedule.action.args, [HousekeepingPolicy])
         assert policy.change_feed_retention == timedelta(days=10)
+        assert described.schedule.state.paused and described.schedule.state.note == "database maintenance"
+        await handle.unpause()
 
         with ThreadPoolExecutor(2) as executor:
             async with Worker(client, task_queue=task_queue, workflows=[HousekeepingWorkflow],
