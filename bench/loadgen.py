@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from urllib.parse import urlencode
+
+
+IDLE_SECONDS = 2.0  # reuse a kept-alive connection only this long after its last answer
 
 
 class HttpError(Exception):
@@ -43,7 +47,7 @@ class LeanClient:
     def __init__(self, host: str, port: int, headers: dict[str, str] | None = None, timeout: float = 30) -> None:
         self.host, self.port, self.timeout = host, port, timeout
         self.headers = headers or {}
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self._all: set[asyncio.StreamWriter] = set()
 
     async def __aenter__(self) -> "LeanClient":
@@ -76,14 +80,15 @@ class LeanClient:
 
     async def _request(self, method: str, path: str, body: bytes, headers: dict[str, str] | None,
                        content_type: str | None) -> Response:
-        while self._idle and method == "GET":
-            reader, writer = self._idle.pop()
+        while method == "GET" and (idle := self._take_idle()) is not None:
             try:
-                return await self._exchange(reader, writer, method, path, body, headers, content_type)
+                return await self._exchange(*idle, method, path, body, headers, content_type)
             except _ClosedWhileIdle:
                 continue  # the server closed it after its keep-alive timeout: take another
-        if self._idle:  # not retried (it may have arrived): only a connection used moments ago
-            reader, writer = self._idle.pop()
+        # Anything else is never sent twice: it goes on a connection used moments ago, or a new one.
+        idle = self._take_idle()
+        if idle is not None:
+            reader, writer = idle
         else:
             reader, writer = await asyncio.open_connection(self.host, self.port)
             self._all.add(writer)
@@ -91,6 +96,18 @@ class LeanClient:
             return await self._exchange(reader, writer, method, path, body, headers, content_type)
         except _ClosedWhileIdle as exc:
             raise HttpError(f"{method} {path}: the server closed the connection without answering") from exc
+
+    def _take_idle(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """An idle connection, dropping those the server has closed or soon will (its
+        keep-alive timeout, 5 s for uvicorn)."""
+        now = time.monotonic()
+        while self._idle:
+            reader, writer, since = self._idle.pop()
+            if not reader.at_eof() and now - since < IDLE_SECONDS:
+                return reader, writer
+            writer.close()
+            self._all.discard(writer)
+        return None
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, path: str,
                         body: bytes, headers: dict[str, str] | None, content_type: str | None) -> Response:
@@ -136,7 +153,7 @@ class LeanClient:
         else:
             content = await reader.readexactly(length) if length else b""
         if keep_alive:
-            self._idle.append((reader, writer))
+            self._idle.append((reader, writer, time.monotonic()))
         else:
             writer.close()
             self._all.discard(writer)
