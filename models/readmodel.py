@@ -575,8 +575,12 @@ def save_routing_cursor(session: Session, queue: str, agent_id: str) -> None:
 # --- change feed -------------------------------------------------------------------------
 
 
-def last_change_id(session: Session) -> int:
-    return session.exec(select(func.max(ChangeEvent.id))).scalar() or 0  # type: ignore[call-overload]
+def last_change_id(session: Session, *, recorded_before: datetime | None = None) -> int:
+    """The highest change-event id (of those recorded before `recorded_before`), 0 if none."""
+    q = select(func.max(ChangeEvent.id))
+    if recorded_before is not None:
+        q = q.where(ChangeEvent.at < recorded_before)
+    return session.exec(q).scalar() or 0  # type: ignore[call-overload]
 
 
 def changes_after(

@@ -17,6 +17,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
@@ -24,7 +25,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import AuthorizerDep, CurrentUser, require_scope
 from models import readmodel
-from models.db import Database, DatabaseUnavailable
+from models.db import Database, DatabaseUnavailable, utcnow
 from models.events import ChangeEvent, ChangeEventPublic
 
 log = logging.getLogger("ticketflow.api.events")
@@ -99,7 +100,11 @@ class ChangeFeed:
     async def subscribe(self, queues: frozenset[str] | None, customer_id: str | None) -> Subscription:
         async with self._lock:
             if self._task is None or self._task.done():
-                self.position = await self.db.run(readmodel.last_change_id)
+                # Start behind the newest events: on PostgreSQL a lower id can still be
+                # committing, and the gap logic only waits for holes after the start.
+                # Streams that join now may get a few changes from just before they did.
+                self.position = await self.db.run(
+                    readmodel.last_change_id, recorded_before=utcnow() - timedelta(seconds=GAP_GRACE_SECONDS))
                 self._gap = None
                 self._task = asyncio.create_task(self._tail(), name="change-feed")
             sub = Subscription(queues=queues, customer_id=customer_id, start=self.position)

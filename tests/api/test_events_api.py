@@ -19,7 +19,8 @@ from api.routes import events as events_module
 from api.routes.events import _events
 from harness import eventually, open_task_for, ticket_body
 from models.auth import Role
-from models.db import DatabaseUnavailable
+from models.db import DatabaseUnavailable, utcnow
+from models.events import ChangeEvent
 
 
 class _Server(uvicorn.Server):
@@ -218,3 +219,16 @@ async def test_a_stream_that_cannot_reach_the_database_ends_with_a_hint_to_recon
 
     chunks = [chunk async for chunk in _events(Unreachable(), None, None, None)]
     assert chunks == ["retry: 5000\n: the database is unreachable; reconnect shortly\n\n"]
+
+
+async def test_the_feed_starts_behind_its_newest_changes_so_a_late_commit_is_not_lost(stack, served):
+    """On PostgreSQL an event's id is handed out at insert and becomes visible at commit, so a
+    lower id can appear after a higher one. The tailer starts a little behind the newest
+    events; a change committed just before a stream joins still reaches it."""
+    http, app = served
+    queue = f"q{uuid.uuid4().hex[:8]}"
+    stack.db.call(lambda s: s.add(ChangeEvent(at=utcnow(), kind="task", ticket_id="late", task_id="late-task",
+                                              queue=queue, status="open", revision=1, payload={})))
+    async with stream(http, stack.as_("sam"), queue=queue) as s:
+        event = await s.next_event()
+        assert event["data"]["task_id"] == "late-task"
