@@ -353,8 +353,7 @@ def _inbox_statement(shape: _InboxShape, part: str, dialect: str, *, as_json: bo
     if shape.priority:
         where.append(c.priority == param("priority", c.priority))
     if shape.skill:
-        elements = (func.json_array_elements_text(c.skills) if dialect == "postgresql"
-                    else func.json_each(c.skills)).table_valued("value")
+        elements = _json_elements(dialect, c.skills)
         where.append(exists(select(literal(1)).select_from(elements)
                             .where(func.lower(elements.c.value) == param("skill", c.queue))))
     if shape.overdue:
@@ -408,8 +407,8 @@ class _PreparedQuery:
 
 
 @lru_cache(maxsize=512)
-def _inbox_query_cached(shape: _InboxShape, part: str, dialect_name: str, dialect) -> _PreparedQuery:  # noqa: ANN001
-    compiled = _inbox_statement(shape, part, dialect_name, as_json=True).compile(dialect=dialect)
+def _inbox_query(dialect, shape: _InboxShape, part: str) -> _PreparedQuery:  # noqa: ANN001
+    compiled = _inbox_statement(shape, part, dialect.name, as_json=True).compile(dialect=dialect)
     processors = tuple(
         (name, process) for name, bind in compiled.binds.items()
         if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
@@ -420,10 +419,6 @@ def _inbox_query_cached(shape: _InboxShape, part: str, dialect_name: str, dialec
     constants = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
     return _PreparedQuery(sql=compiled.string, names=names, positional=positional, processors=processors,
                           constants=constants)
-
-
-def _inbox_query(dialect, shape: _InboxShape, part: str) -> _PreparedQuery:  # noqa: ANN001
-    return _inbox_query_cached(shape, part, dialect.name, dialect)
 
 
 def _task_key_from_json(text: str) -> dict[str, Any]:
@@ -483,12 +478,16 @@ def _decode_task_cursor(cursor: str, sort: TaskSort) -> tuple[Any, datetime, str
     return key, created_at, task_id
 
 
+def _json_elements(dialect: str, column):  # noqa: ANN001, ANN202
+    """The elements of the JSON array in `column` as a table with one column, `value`."""
+    if dialect == "postgresql":
+        return func.json_array_elements_text(column).table_valued("value")
+    return func.json_each(column).table_valued("value")
+
+
 def json_array_contains(session: Session, column, value: str, *, ignore_case: bool = False):
     """`value` is an element of the JSON array in `column` (SQLite and PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
-        elements = func.json_array_elements_text(column).table_valued("value")
-    else:
-        elements = func.json_each(column).table_valued("value")
+    elements = _json_elements(session.get_bind().dialect.name, column)
     element = elements.c.value
     if ignore_case:
         return exists(select(literal(1)).select_from(elements).where(func.lower(element) == value.lower()))

@@ -111,12 +111,17 @@ async def _start_publishing(
     return kb.publication(await db.run(kb.kb_state), revision)
 
 
-def _not_found(exc: kb.FaqEntryNotFound) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
-
-
-def _conflict(exc: kb.FaqEntryConflict) -> HTTPException:
-    return HTTPException(status.HTTP_409_CONFLICT, f"{exc}: change the other entry or this one")
+async def _change_entry(
+    request: Request, client: Client, settings: Settings, db: Database, wait: float, change, *args  # noqa: ANN001
+) -> FaqEntryChange:
+    """Apply one change to the knowledge base, then publish the index version that has it."""
+    try:
+        entry, revision = await db.run(change, *args)
+    except kb.FaqEntryNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except kb.FaqEntryConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{exc}: change the other entry or this one") from exc
+    return FaqEntryChange(entry=entry, publication=await _publish(request, client, settings, db, revision, wait))
 
 
 # --- entries ---------------------------------------------------------------------------------
@@ -147,11 +152,7 @@ async def create_entry(
     authorizer: AuthorizerDep, wait: Wait = 20,
 ) -> FaqEntryChange:
     require(authorizer, user, "write", FAQ)
-    try:
-        entry, revision = await db.run(kb.create_entry, body)
-    except kb.FaqEntryConflict as exc:
-        raise _conflict(exc) from exc
-    return FaqEntryChange(entry=entry, publication=await _publish(request, client, settings, db, revision, wait))
+    return await _change_entry(request, client, settings, db, wait, kb.create_entry, body)
 
 
 @router.get("/entries/{entry_id}", response_model=FaqEntryPublic, summary="One FAQ entry")
@@ -174,13 +175,8 @@ async def update_entry(
     settings: SettingsDep, authorizer: AuthorizerDep, wait: Wait = 20,
 ) -> FaqEntryChange:
     require(authorizer, user, "write", FAQ)
-    try:
-        entry, revision = await db.run(kb.update_entry, FaqEntry(id=entry_id, **body.model_dump()))
-    except kb.FaqEntryNotFound as exc:
-        raise _not_found(exc) from exc
-    except kb.FaqEntryConflict as exc:
-        raise _conflict(exc) from exc
-    return FaqEntryChange(entry=entry, publication=await _publish(request, client, settings, db, revision, wait))
+    return await _change_entry(request, client, settings, db, wait, kb.update_entry,
+                               FaqEntry(id=entry_id, **body.model_dump()))
 
 
 @router.delete(
@@ -192,11 +188,7 @@ async def delete_entry(
     authorizer: AuthorizerDep, wait: Wait = 20,
 ) -> FaqEntryChange:
     require(authorizer, user, "write", FAQ)
-    try:
-        entry, revision = await db.run(kb.delete_entry, entry_id)
-    except kb.FaqEntryNotFound as exc:
-        raise _not_found(exc) from exc
-    return FaqEntryChange(entry=entry, publication=await _publish(request, client, settings, db, revision, wait))
+    return await _change_entry(request, client, settings, db, wait, kb.delete_entry, entry_id)
 
 
 # --- import and export -----------------------------------------------------------------------
