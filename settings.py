@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         default=ROOT / "policies" / "sla.json", description="Business calendar and SLA policies (JSON)."
     )
     activity_threads: int = Field(default=16, description="Thread pool size for blocking activities per worker.")
+    policy_refresh_seconds: float = Field(
+        default=1.0, ge=0,
+        description="How often each API process asks the database whether the access policy changed "
+        "(a grant, revoke or import is in force everywhere within this plus a reload).",
+    )
     change_feed_retention: timedelta = Field(
         default=timedelta(days=7),
         description="How far back GET /events can replay missed changes; older ones are deleted every hour.",

@@ -18,6 +18,7 @@ from activities.notifications import NotificationActivities
 from activities.readmodel import ReadModelActivities
 from activities.routing import RoutingActivities
 from activities.systems import build_system_activities
+from policies import Authorizer
 from models.db import Database
 from settings import Settings
 from models.housekeeping import HousekeepingPolicy
@@ -41,7 +42,9 @@ class TicketWorker:
     """The ticket task queue's worker and the clients its activities hold."""
 
     def __init__(self, client: Client, settings: Settings, db: Database, executor: ThreadPoolExecutor) -> None:
-        self.systems = build_system_activities(settings)
+        # The policy as the database holds it, reloaded when it changes: the refund activity
+        # asks it again whatever the workflow says.
+        self.systems = build_system_activities(settings, authorizer=Authorizer.from_database(db))
         readmodel = ReadModelActivities(db)
         notifications = NotificationActivities(self.systems)
         routing = RoutingActivities(db, client)

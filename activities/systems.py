@@ -30,7 +30,7 @@ from connectors.registry import (
     build_order_system,
     build_ticket_system,
 )
-from models.auth import Principal, Role
+from models.auth import Principal
 from models.customer360 import Customer, ExternalTicket, Refund, Shipment
 from models.systems import (
     ChatReplyReceipt,
@@ -90,7 +90,7 @@ class SystemActivities:
         self.logistics = logistics
         self.tickets = tickets
         self.messaging = messaging
-        self._authorizer = authorizer or Authorizer()
+        self._authorizer = authorizer or Authorizer.from_files()
         # Casbin's enforcer is not documented as thread-safe; a check takes microseconds.
         self._authorizer_lock = threading.Lock()
         # The customer and their orders are two ERP calls; asking both at once keeps a
@@ -161,19 +161,19 @@ class SystemActivities:
             return erp.get_refund(req.refund_id)
 
     def _authorize_refund(self, req: RefundRequest) -> None:
-        try:
-            who = Principal(name=req.decided_by, role=Role(req.decided_by_role),
-                            department=req.decided_by_department)
-        except ValueError:
-            raise ApplicationError(f"unknown role {req.decided_by_role!r}; nothing was refunded",
-                                   type=FORBIDDEN, non_retryable=True) from None
+        """Ask the policy as it stands now, for the user named in the decision: their roles
+        come from the memberships, never from the request (the role fields in it are kept
+        only for old histories)."""
+        who = Principal(name=req.decided_by)
+        target = Resource("order", department=req.department, amount=float(req.amount))
         with self._authorizer_lock:
-            allowed = self._authorizer.allowed(who, "refund", Resource("order", owner=req.customer_id,
-                                                                       department=req.department))
-        if not allowed:
+            self._authorizer.refresh()
+            decision = self._authorizer.decide(who, "refund", target)
+        if not decision.allowed:
             where = f"department {req.department!r}" if req.department else "this ticket"
-            raise ApplicationError(f"{who.name} ({who.role.value}) may not refund orders of {where}; "
-                                   "nothing was refunded", type=FORBIDDEN, non_retryable=True)
+            raise ApplicationError(f"{who.name} may not refund {req.amount} on orders of {where} under policy "
+                                   f"v{decision.policy_version}; nothing was refunded", type=FORBIDDEN,
+                                   non_retryable=True)
 
     # --- Carrier -------------------------------------------------------------------------
 

@@ -1,44 +1,33 @@
-"""Bearer tokens: created by `ticketflow token create`, stored as sha256 hashes."""
+"""Bearer tokens: issued to users (`ticketflow token create`, `/admin/tokens`), stored as
+sha256 hashes, optionally expiring."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import time
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from models.auth import ApiToken, Principal, Role
-from models.db import Database, utcnow
+from models.auth import Principal, Role
+from models.db import Database
+from policies.store import TOKEN_PREFIX, hash_token, principal_for_token, token_for
 
-TOKEN_PREFIX = "tf_"
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def create_token(session: Session, *, user: str, role: Role, department: str = "") -> str:
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(token_hash=hash_token(token), user=user, role=role.value, department=department,
-                         created_at=utcnow()))
-    return token
+# A revoked or expired token, or a disabled user, stops working within this many seconds in
+# every API process.
+TOKEN_CACHE_SECONDS = 2.0
 
 
-def _principal_for_hash(session: Session, token_hash: str) -> Principal | None:
-    row = session.exec(
-        select(ApiToken).where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
-    ).first()
-    if row is None:
-        return None
-    return Principal(name=row.user, role=Role(row.role), department=row.department)
+def create_token(session: Session, *, user: str, role: Role | str, department: str | list[str] = "") -> str:
+    """Create the user if needed, grant `role` in `department` (a list for several, `*` for
+    every department) and issue a token for them."""
+    departments = [department] if isinstance(department, str) else list(department)
+    return token_for(session, user, role, departments)
 
 
 class TokenVerifier:
     """Looks tokens up, remembering answers briefly so a busy API does not hit the database
-    on every request. A revoked token stops working within `ttl_s` seconds."""
+    on every request."""
 
-    def __init__(self, db: Database, ttl_s: float = 30.0, max_entries: int = 10_000) -> None:
+    def __init__(self, db: Database, ttl_s: float = TOKEN_CACHE_SECONDS, max_entries: int = 10_000) -> None:
         self.db = db
         self.ttl_s = ttl_s
         self.max_entries = max_entries
@@ -47,12 +36,13 @@ class TokenVerifier:
     async def verify(self, token: str) -> Principal | None:
         if not token.startswith(TOKEN_PREFIX):
             return None
-        key = hash_token(token)
+        key = hash_token(token)  # the secret itself is not kept in memory
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit and hit[0] > now:
             return hit[1]
-        principal = await self.db.run(_principal_for_hash, key)
+        found = await self.db.run(principal_for_token, token)
+        principal = Principal(name=found[0], token_id=found[1]) if found else None
         if len(self._cache) >= self.max_entries:
             self._cache.clear()
         self._cache[key] = (now + self.ttl_s, principal)

@@ -1,20 +1,23 @@
-"""Dependencies every route shares, as `Annotated` aliases."""
+"""Dependencies every route shares, as `Annotated` aliases, and the answers about access
+every route gives the same way."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import time
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from temporalio.client import Client
 
 from api.auth import TokenVerifier
-from models.auth import Principal
+from models.auth import AccessDecision, Principal
 from models.db import Database
-from policies import Authorizer, Resource
+from policies import Authorizer, Reach, Resource
 from settings import Settings
 
-_bearer = HTTPBearer(auto_error=False, description="A token from `ticketflow token create`.")
+_bearer = HTTPBearer(auto_error=False, description="A token from `ticketflow token create` or `POST /admin/tokens`.")
 
 # The getters are `async` although they only read app state: FastAPI runs a plain `def`
 # dependency on the thread pool, and three thread hops per request cost more CPU than the
@@ -30,7 +33,16 @@ async def get_db(request: Request) -> Database:
 
 
 async def get_authorizer(request: Request) -> Authorizer:
-    return request.app.state.authorizer
+    """The process's authorizer, reloaded when the policy version in the database moved
+    (checked at most every `policy_refresh_seconds`, so a change is in force everywhere
+    within seconds)."""
+    authorizer: Authorizer = request.app.state.authorizer
+    state = request.app.state
+    now = time.monotonic()
+    if now - getattr(state, "policy_checked_at", 0.0) >= state.settings.policy_refresh_seconds:
+        state.policy_checked_at = now  # before the await: concurrent requests do not all ask
+        await authorizer.areload_if_changed()
+    return authorizer
 
 
 async def get_temporal(request: Request) -> Client:
@@ -50,7 +62,8 @@ async def current_principal(
     principal = await verifier.verify(credentials.credentials)
     if principal is None:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "token is not valid or was revoked", headers={"WWW-Authenticate": "Bearer"}
+            status.HTTP_401_UNAUTHORIZED, "token is not valid, expired or was revoked",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     return principal
 
@@ -62,15 +75,52 @@ CurrentUser = Annotated[Principal, Depends(current_principal)]
 AuthorizerDep = Annotated[Authorizer, Depends(get_authorizer)]
 
 
-def require(authorizer: Authorizer, who: Principal, action: str, resource: Resource) -> None:
-    if not authorizer.allowed(who, action, resource):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"role {who.role.value} may not {action} this {resource.kind}"
-        )
+def forbidden(who: Principal, action: str, kind: str, where: str = "", why: str = "") -> HTTPException:
+    place = f" in department {where}" if where else ""
+    return HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        f"{who.name} lacks the right {kind}:{action}{place}" + (f": {why}" if why else "")
+        + " (an admin grants rights with `ticketflow policy grant`)",
+    )
 
 
-def require_scope(authorizer: Authorizer, who: Principal, action: str, kind: str) -> str:
-    scope = authorizer.scope(who, action, kind)
-    if scope is None:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {who.role.value} may not {action} {kind}s")
-    return scope
+def require(authorizer: Authorizer, who: Principal, action: str, resource: Resource) -> AccessDecision:
+    decision = authorizer.decide(who, action, resource)
+    if not decision.allowed:
+        raise forbidden(who, action, resource.kind, resource.department)
+    return decision
+
+
+def require_reach(authorizer: Authorizer, who: Principal, action: str, kind: str) -> Reach:
+    reach = authorizer.reach(who, action, kind)
+    if reach.nothing:
+        raise forbidden(who, action, kind)
+    return reach
+
+
+def not_found(kind: str, ident: str) -> HTTPException:
+    """The same answer for an object that does not exist and one the caller may not see, so
+    ids cannot be probed."""
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no {kind} {ident} (or you may not see it)")
+
+
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+def _described(text: str) -> dict[str, Any]:
+    return {"description": text, "model": ErrorDetail}
+
+
+UNAUTHENTICATED = {401: _described("No bearer token, or one that is unknown, expired or revoked.")}
+FORBIDDEN = {403: _described("The caller's roles lack the right named in the message.")}
+NOT_FOUND = {404: _described("No such object, or one the caller may not see: both answer the same.")}
+CONFLICT = {409: _described("The object's state does not allow this now; the message says why.")}
+
+
+def answers(*groups: dict[int, Any]) -> dict[int | str, Any]:
+    """`responses=` for a route: 401 always, plus the given groups."""
+    merged: dict[int | str, Any] = dict(UNAUTHENTICATED)
+    for group in groups:
+        merged.update(group)
+    return merged

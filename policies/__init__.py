@@ -1,77 +1,263 @@
-"""Authorization: the Casbin model and policy in this folder decide who may do what.
+"""Authorization: the Casbin model in this folder and the rules and memberships in the
+database decide who may do what.
 
-Policies are data: change policy.csv, not code, to change who may do what. The API asks
-before it touches a workflow; activities that act on money or another department's data ask
-again. Workflow code never asks.
+Policies are data: grant, revoke and import with `ticketflow policy ...` or `/admin/...`,
+not code. The API asks before it touches a workflow; activities that act on money or
+another department's data ask again. Workflow code never asks.
+
+Every process holds an :class:`Authorizer` that polls the database's policy version and
+reloads when it moves, so a change takes effect everywhere within a couple of seconds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-
-import logging
+from typing import TYPE_CHECKING
 
 import casbin
 
-from models.auth import Principal
+from models.auth import EVERY_DEPARTMENT, USER_SUBJECT, AccessDecision, Principal, Role
+
+if TYPE_CHECKING:
+    from models.db import Database
 
 HERE = Path(__file__).resolve().parent
 MODEL_PATH = HERE / "model.conf"
 POLICY_PATH = HERE / "policy.csv"
 
-# Casbin logs every decision at INFO; at API request rates that drowns everything else.
-logging.getLogger("casbin").setLevel(logging.WARNING)
+# Casbin logs every decision (denials as warnings); at API request rates that drowns
+# everything else, and a denial is an answer, not a problem.
+logging.getLogger("casbin").setLevel(logging.ERROR)
+log = logging.getLogger("ticketflow.policies")
 
-SCOPES_WIDEST_FIRST = ("any", "department", "own")
+# How often a process asks the database whether the policy changed.
+REFRESH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
 class Resource:
-    """What is being acted on. `owner` is the customer id for tickets."""
+    """What is being acted on, with the attributes the policy's scopes look at."""
 
     kind: str
-    owner: str = ""
     department: str = ""
+    owner: str = ""
+    assignees: tuple[str, ...] = ()
+    amount: float = 0.0
 
 
 @dataclass(frozen=True)
-class _Subject:
-    name: str
-    role: str
-    department: str
+class Reach:
+    """Which objects of a kind a user may act on, for filtering lists."""
+
+    everything: bool = False
+    departments: frozenset[str] = frozenset()
+    own: bool = False
+    assigned: bool = False
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.everything or self.departments or self.own or self.assigned)
+
+
+def _within_limit(amount: float, limit: str) -> bool:
+    return limit == "" or amount <= float(limit)
+
+
+def _domain_matches(requested: str, held: str) -> bool:
+    return held == EVERY_DEPARTMENT or requested == held
+
+
+def new_enforcer(adapter: object | None, model_path: Path = MODEL_PATH) -> casbin.Enforcer:
+    enforcer = casbin.Enforcer(str(model_path), adapter) if adapter is not None else casbin.Enforcer(str(model_path))
+    enforcer.add_function("within_limit", _within_limit)
+    enforcer.add_named_domain_matching_func("g", _domain_matches)
+    return enforcer
+
+
+@dataclass
+class _Snapshot:
+    """One loaded version of the policy, with its decisions remembered (a Casbin check
+    compiles its matcher and costs ~200 µs; decisions depend only on a few strings)."""
+
+    enforcer: casbin.Enforcer
+    version: int
+
+    def __post_init__(self) -> None:
+        self.decide = lru_cache(maxsize=65_536)(self._decide)
+        self.memberships = lru_cache(maxsize=65_536)(self._memberships)
+
+    def _memberships(self, user: str) -> tuple[tuple[str, str], ...]:
+        rows = self.enforcer.get_filtered_named_grouping_policy("g", 0, USER_SUBJECT + user)
+        return tuple(sorted((row[1], row[2]) for row in rows if len(row) >= 3))
+
+    def _decide(self, user: str, action: str, resource: Resource) -> tuple[bool, tuple[str, ...], str]:
+        """(allowed, the rule that allowed it, the department the user's role was held in)."""
+        domains = [resource.department]
+        # A scope that does not depend on the object's department (all, own, assigned) is
+        # satisfied by a role the user holds in any department.
+        domains += [dept for _, dept in self.memberships(user) if dept not in domains]
+        subject = USER_SUBJECT + user
+        as_subjects = replace(resource, owner=USER_SUBJECT + resource.owner if resource.owner else "",
+                              assignees=tuple(USER_SUBJECT + a for a in resource.assignees))
+        for domain in domains:
+            allowed, rule = self.enforcer.enforce_ex(subject, domain, resource.kind, action, as_subjects)
+            if allowed:
+                return True, tuple(rule), domain
+        return False, (), ""
 
 
 class Authorizer:
-    """Answers from the policy files loaded at start-up; restart to pick up policy changes."""
+    """Answers from the policy as last loaded. Built from the database (production) or
+    from the files in this folder (tests, tools that run without a database)."""
 
-    def __init__(self, model_path: Path = MODEL_PATH, policy_path: Path = POLICY_PATH) -> None:
-        self._enforcer = casbin.Enforcer(str(model_path), str(policy_path))
-        # Casbin compiles its matcher on every call; decisions only depend on these few
-        # strings, so remembering them takes authorization off the request's hot path.
-        self._decide = lru_cache(maxsize=65_536)(self._enforce)
+    def __init__(self, enforcer: casbin.Enforcer, *, version: int = 0, db: Database | None = None) -> None:
+        self._snapshot = _Snapshot(enforcer, version)
+        self._db = db
+        self._checked_at = time.monotonic()
+        self._reload_lock = threading.Lock()
 
-    def _enforce(self, name: str, role: str, department: str, action: str, resource: Resource) -> bool:
-        return bool(self._enforcer.enforce(_Subject(name, role, department), resource, action))
+    @classmethod
+    def from_files(cls, model_path: Path = MODEL_PATH, policy_path: Path = POLICY_PATH) -> Authorizer:
+        return cls(new_enforcer(str(policy_path), model_path))
+
+    @classmethod
+    def from_database(cls, db: Database) -> Authorizer:
+        """The policy in the database. A database that is down now does not stop the process
+        from starting: it denies everything until the first reload succeeds."""
+        from models.db import DatabaseUnavailable
+        from policies.store import current_version, policy_adapter
+
+        try:
+            version = db.call(current_version)
+            return cls(new_enforcer(policy_adapter(db)), version=version, db=db)
+        except DatabaseUnavailable as exc:
+            log.warning("policy not loaded, the database is unreachable (everything is denied until it is): %s", exc)
+            return cls(new_enforcer(None), version=-1, db=db)
+
+    # --- freshness ---------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return self._snapshot.version
+
+    def reload_if_changed(self) -> bool:
+        """Reload when the database's policy version moved. Sync: for threads and tools."""
+        if self._db is None:
+            return False
+        from policies.store import current_version
+
+        self._checked_at = time.monotonic()
+        version = self._db.call(current_version)
+        return self._reload_to(version)
+
+    async def areload_if_changed(self) -> bool:
+        """`reload_if_changed` for the event loop: the version is read on the loop's driver,
+        a reload (rare) runs on a thread."""
+        if self._db is None:
+            return False
+        import anyio
+
+        from policies.store import current_version
+
+        self._checked_at = time.monotonic()
+        version = await self._db.run(current_version)
+        if version == self._snapshot.version:
+            return False
+        return await anyio.to_thread.run_sync(self._reload_to, version)
+
+    def refresh(self) -> None:
+        """For sync callers on a hot path: reload if the last check is older than
+        REFRESH_SECONDS (activities call this before deciding)."""
+        if self._db is not None and time.monotonic() - self._checked_at >= REFRESH_SECONDS:
+            self.reload_if_changed()
+
+    def _reload_to(self, version: int) -> bool:
+        if version == self._snapshot.version:
+            return False
+        assert self._db is not None
+        from policies.store import policy_adapter
+
+        with self._reload_lock:
+            if version == self._snapshot.version:
+                return False
+            enforcer = new_enforcer(policy_adapter(self._db))
+            # Swapped whole: a request in flight finishes on the snapshot it started with.
+            self._snapshot = _Snapshot(enforcer, version)
+            log.info("policy version %d loaded", version)
+            return True
+
+    # --- decisions ---------------------------------------------------------------------
+
+    def memberships(self, who: Principal | str) -> list[tuple[str, str]]:
+        """(role, department) pairs the user holds directly."""
+        name = who if isinstance(who, str) else who.name
+        return list(self._snapshot.memberships(name)) if name else []
+
+    def roles(self, who: Principal | str) -> set[str]:
+        return {role for role, _ in self.memberships(who)}
+
+    def is_customer_only(self, who: Principal) -> bool:
+        roles = self.roles(who)
+        return bool(roles) and roles <= {Role.customer.value}
+
+    def decide(self, who: Principal, action: str, resource: Resource) -> AccessDecision:
+        snap = self._snapshot
+        allowed, rule, domain = (False, (), "")
+        if who.name:  # an empty name would match `own` rules of objects with no owner
+            allowed, rule, domain = snap.decide(who.name, action, resource)
+        return AccessDecision(
+            principal=who.name, action=action, object=resource.kind, department=resource.department,
+            allowed=allowed, role=rule[0] if rule else None,
+            rule=", ".join(("p", *rule[:4], *(rule[4:] if rule[4:] != ("",) else ()))) if rule else None,
+            policy_version=snap.version,
+        )
 
     def allowed(self, who: Principal, action: str, resource: Resource) -> bool:
-        return self._decide(who.name, who.role.value, who.department, action, resource)
+        return bool(who.name) and self._snapshot.decide(who.name, action, resource)[0]
 
-    def scope(self, who: Principal, action: str, kind: str) -> str | None:
-        """The widest scope in which `who` may perform `action` on `kind` objects, or None.
+    def reach(self, who: Principal, action: str, kind: str) -> Reach:
+        """Which objects of `kind` the user may `action`: for lists and event streams."""
+        if not who.name:
+            return Reach()
+        enforcer = self._snapshot.enforcer
+        everything, own, assigned = False, False, False
+        departments: set[str] = set()
+        for role, dept in self._snapshot.memberships(who.name):
+            inherited = [role, *enforcer.get_implicit_roles_for_user(role, dept)]
+            for rule in enforcer.get_policy():
+                if rule[0] not in inherited or rule[1] != kind or rule[2] != action:
+                    continue
+                scope = rule[3]
+                if scope == "all" or (scope == "department" and dept == EVERY_DEPARTMENT):
+                    everything = True
+                elif scope == "department":
+                    departments.add(dept)
+                elif scope == "own":
+                    own = True
+                elif scope == "assigned":
+                    assigned = True
+        return Reach(everything=everything, departments=frozenset(departments), own=own, assigned=assigned)
 
-        List endpoints use it to filter: "own" restricts to the caller's objects,
-        "department" to the caller's department.
-        """
-        granted = {
-            perm[3]
-            for perm in self._enforcer.get_implicit_permissions_for_user(who.role.value)
-            if perm[1] == kind and perm[2] == action
-        }
-        for scope in SCOPES_WIDEST_FIRST:
-            if scope in granted:
-                if scope == "department" and not who.department:
-                    return "any"
-                return scope
-        return None
+    def refund_limit(self, who: Principal, department: str) -> Decimal | None:
+        """The largest refund the user may make on a ticket of `department`: None for no
+        refund at all, Decimal('Infinity') for no limit."""
+        best: Decimal | None = None
+        enforcer = self._snapshot.enforcer
+        for role, dept in self._snapshot.memberships(who.name):
+            if not _domain_matches(department, dept):
+                continue
+            inherited = [role, *enforcer.get_implicit_roles_for_user(role, dept)]
+            for rule in enforcer.get_policy():
+                if rule[0] in inherited and rule[1:3] == ["order", "refund"] and rule[3] == "department":
+                    limit = Decimal("Infinity") if rule[4] == "" else Decimal(rule[4])
+                    best = limit if best is None else max(best, limit)
+        return best
+
+    def rules(self) -> list[list[str]]:
+        return [list(r) for r in self._snapshot.enforcer.get_policy()]

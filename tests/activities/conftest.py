@@ -78,16 +78,12 @@ def fake_erp() -> FakeErp:
 
 @pytest.fixture(scope="session")
 def refund_policy(tmp_path_factory) -> Path:
-    """The shipped policy plus the refund lines this feature asks for (refund_policy.csv);
-    once policy.csv carries them, this is exactly the shipped policy."""
-    shipped = POLICY_PATH.read_text().splitlines()
-    wanted = [line for line in (HERE / "refund_policy.csv").read_text().splitlines()
-              if line.strip() and not line.startswith("#")]
+    """The shipped policy with the test's people (people.csv) holding their roles."""
     path = tmp_path_factory.mktemp("policy") / "policy.csv"
-    path.write_text("\n".join(shipped + [line for line in wanted if line not in shipped]) + "\n")
+    path.write_text(POLICY_PATH.read_text() + (HERE / "people.csv").read_text())
     return path
 
 
 @pytest.fixture(scope="session")
 def authorizer(refund_policy: Path) -> Authorizer:
-    return Authorizer(MODEL_PATH, refund_policy)
+    return Authorizer.from_files(MODEL_PATH, refund_policy)

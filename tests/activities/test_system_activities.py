@@ -111,7 +111,7 @@ def test_a_transport_failure_is_retryable_unavailable():
 
 
 REFUND = RefundRequest(ticket_id="TK-1", customer_id="C-1", order_id="O-new", amount=Decimal("5"), reason="late",
-                       idempotency_key="TK-1:t1:refund", decided_by="ana")
+                       idempotency_key="TK-1:t1:refund", decided_by="ana", department="logistics")
 CALLS = {
     "lookup_orders": (OrdersLookup(customer_id="C-1"), "TICKETFLOW_ORDERS_URL"),
     "track_shipment": (ShipmentLookup(tracking_number="T-1"), "TICKETFLOW_LOGISTICS_URL"),

@@ -22,8 +22,8 @@ from settings import Settings
 
 # Short, so a hanging system costs the tests a second, not the default ten.
 CONNECTOR_TIMEOUT = 1.0
-# The refund lines this feature asks policy.csv for, kept beside the activity unit tests.
-REFUND_POLICY_LINES = Path(__file__).resolve().parents[1] / "activities" / "refund_policy.csv"
+# The people who may refund, kept beside the activity unit tests.
+PEOPLE = Path(__file__).resolve().parents[1] / "activities" / "people.csv"
 
 
 def sandbox_settings(sb: Sandbox, **overrides: Any) -> Settings:
@@ -42,11 +42,8 @@ def sandbox_settings(sb: Sandbox, **overrides: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 def refund_policy_path(tmp_path_factory) -> Path:
-    shipped = POLICY_PATH.read_text().splitlines()
-    wanted = [line for line in REFUND_POLICY_LINES.read_text().splitlines()
-              if line.strip() and not line.startswith("#") and line not in shipped]
     path = tmp_path_factory.mktemp("policy") / "policy.csv"
-    path.write_text("\n".join(shipped + wanted) + "\n")
+    path.write_text(POLICY_PATH.read_text() + PEOPLE.read_text())
     return path
 
 
@@ -60,7 +57,7 @@ async def systems_worker(
     async with AsyncExitStack() as stack:
         async def start(workflows: list[type], **overrides: Any) -> SystemActivities:
             acts = build_system_activities(sandbox_settings(sandbox, **overrides),
-                                           authorizer=Authorizer(MODEL_PATH, refund_policy_path))
+                                           authorizer=Authorizer.from_files(MODEL_PATH, refund_policy_path))
             stack.callback(acts.close)
             executor = stack.enter_context(ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity"))
             await stack.enter_async_context(Worker(

@@ -60,7 +60,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     client = await Client.connect(args.address, namespace=args.namespace, data_converter=pydantic_data_converter)
-    systems = build_system_activities(Settings(_env_file=None), authorizer=Authorizer(MODEL_PATH, args.policy))
+    systems = build_system_activities(Settings(_env_file=None), authorizer=Authorizer.from_files(MODEL_PATH, args.policy))
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="activity") as executor:
         worker = Worker(client, task_queue=args.task_queue, activities=systems.activities(),
                         activity_executor=executor, interceptors=[HangAfterRefund(args.marker)])
