@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.auth import TokenVerifier
-from api.routes import agents, events, health, tasks, tickets, webhooks
+from api.routes import admin, agents, events, health, tasks, tickets, webhooks
 from api.routes import faq
 from api.temporal import TemporalGateway, WorkflowEngineUnavailable, is_unavailable
 from models.db import Database, DatabaseUnavailable
@@ -35,7 +35,12 @@ SHUTDOWN_GRACE_SECONDS = 5
 DESCRIPTION = """
 Every customer issue is a durable workflow. Customers and integrations open tickets and
 add messages; agents work tasks from their queues; everyone reads tickets from a fast read
-model. All endpoints but `/healthz` need `Authorization: Bearer <token>`.
+model; admins manage users, tokens and the access policy under `/admin`. All endpoints but
+`/healthz` and the signed webhooks need `Authorization: Bearer <token>`.
+
+A ticket or task the caller may not see answers 404, exactly like one that does not exist;
+an action the caller's roles do not allow on an object they can see answers 403 naming the
+missing right.
 """
 
 
@@ -87,7 +92,7 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
     app = FastAPI(title="ticketflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = db or Database(settings.effective_database_url)
-    app.state.authorizer = Authorizer()
+    app.state.authorizer = Authorizer.from_database(app.state.db)
     app.state.tokens = TokenVerifier(app.state.db)
     app.state.temporal = TemporalGateway(
         settings.temporal_address or f"127.0.0.1:{settings.temporal_port}", settings.temporal_namespace, temporal
@@ -128,6 +133,7 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
     app.include_router(agents.router)
     app.include_router(events.router)
     app.include_router(faq.router)
+    app.include_router(admin.router)
     return app
 
 

@@ -8,16 +8,18 @@ from typing import Annotated
 
 import typer
 
+from cli.access import department_app, policy_app, token_app, user_app
 from cli.faq import faq_app
 from cli.history import history_app
-from models.auth import Role
 from settings import get_settings
 
 app = typer.Typer(help="ticketflow: every customer issue as a durable Temporal workflow.", no_args_is_help=True,
                   add_completion=False)
-token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 db_app = typer.Typer(help="The read-model database.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(department_app, name="department")
 app.add_typer(db_app, name="db")
 app.add_typer(history_app, name="history")
 app.add_typer(faq_app, name="faq")
@@ -38,25 +40,6 @@ def db_upgrade() -> None:
     settings = get_settings()
     upgrade(settings.effective_database_url)
     typer.echo("database is up to date")
-
-
-@token_app.command("create")
-def token_create(
-    user: Annotated[str, typer.Option(help="User name; for customers, their customer id.")],
-    role: Annotated[Role, typer.Option(help="What the token may do (see policies/policy.csv).")],
-    department: Annotated[str, typer.Option(help="Department (= task queue) of an agent or supervisor.")] = "",
-) -> None:
-    """Create an API token and print it on stdout (it is stored only as a hash)."""
-    from api.auth import create_token
-    from migrations import upgrade
-    from models.db import Database
-
-    settings = get_settings()
-    upgrade(settings.effective_database_url)
-    db = Database(settings.effective_database_url)
-    token = db.call(create_token, user=user, role=role, department=department)
-    db.dispose()
-    typer.echo(token)
 
 
 @app.command()
