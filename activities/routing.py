@@ -31,8 +31,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from models import readmodel
 from models.agent import Agent, RoutingCursor
+from models.auth import EVERY_DEPARTMENT, system_decision
 from models.db import Database, utcnow
 from models.routing import OfferRequest, OfferResult, RouteDecision, RouteRequest
+from policies.store import work_departments
 from models.task import AssignTask, ReleaseTask, Task, TaskStatus
 from routing import AgentProfile, Presence, RoutingState, TaskRequirements, choose_agent, offer_queued
 from sla.policy import CustomerTier, Priority
@@ -47,6 +49,8 @@ OFFER_WINDOW = 1000
 UPDATE_CONCURRENCY = 16
 # Rounds of releasing an agent's tasks (see release_agent_tasks).
 RELEASE_PASSES = 3
+
+ROUTING_RULE = "routing hands open tasks to online agents who may claim them in the task's department"
 
 ALREADY_ASSIGNED = "already_assigned"
 TASK_NOT_OPEN = "task_not_open"
@@ -92,10 +96,19 @@ def _lock_agents(session: Session, queues: list[str]) -> list[Agent]:
 
 
 def _profiles(session: Session, agents: list[Agent], excluding_task: str | None = None) -> list[AgentProfile]:
-    loads = readmodel.agent_loads(session, [a.id for a in agents], excluding_task=excluding_task)
+    """The routing engine's view of `agents`. An agent works only the queues of their profile
+    in which they also hold a role that may claim tasks: the memberships authorization reads."""
+    ids = [a.id for a in agents]
+    loads = readmodel.agent_loads(session, ids, excluding_task=excluding_task)
+    allowed = work_departments(session, ids)
+
+    def workable(a: Agent) -> frozenset[str]:
+        held = allowed.get(a.id, set())
+        return frozenset(q for q in a.queues if EVERY_DEPARTMENT in held or q in held)
+
     return [
         AgentProfile(id=a.id, skills=frozenset(a.skills), languages=frozenset(a.languages),
-                     queues=frozenset(a.queues), capacity=a.capacity, load=loads.get(a.id, 0),
+                     queues=workable(a), capacity=a.capacity, load=loads.get(a.id, 0),
                      presence=Presence(a.presence), senior=a.senior)
         for a in agents
     ]
@@ -317,7 +330,8 @@ async def assign_reserved(db: Database, client: Client, reservations: list[Reser
         async with limit:
             try:
                 await send_update(client, r.workflow_id, TicketWorkflow.assign_task,
-                                  AssignTask(task_id=r.task_id, agent=r.agent_id, by="routing", reason=r.reason))
+                                  AssignTask(task_id=r.task_id, agent=r.agent_id, by="routing", reason=r.reason,
+                                             authorization=system_decision("routing", "assign", ROUTING_RULE)))
                 return True
             except Exception as err:
                 await db.run(_undo_reservation, r)
@@ -355,7 +369,8 @@ async def release_agent_tasks(db: Database, client: Client, agent_id: str, reaso
         async with limit:
             try:
                 await send_update(client, workflow_id, TicketWorkflow.release_task,
-                                  ReleaseTask(task_id=task_id, agent=agent_id, reason=reason))
+                                  ReleaseTask(task_id=task_id, agent=agent_id, reason=reason,
+                                              authorization=system_decision("presence", "release", reason)))
                 return task_id
             except Exception as err:
                 why = _refused(err)

@@ -30,11 +30,12 @@ from worker import connect, run_worker
 log = logging.getLogger("ticketflow.up")
 
 DEMO_USERS = [
-    ("admin", Role.admin, ""),
-    ("sam", Role.supervisor, ""),
+    ("admin", Role.admin, "*"),
+    ("sam", Role.supervisor, "*"),
     ("ana", Role.agent, "logistics"),
     ("ben", Role.agent, "general"),
-    ("CUST-0001", Role.customer, ""),
+    ("audra", Role.auditor, "*"),
+    ("CUST-0001", Role.customer, "*"),
 ]
 
 # Routing profiles of the demo agents; they start offline (PUT /agents/me/presence to go online).

@@ -84,6 +84,7 @@ def ticket_row_values(snap: TicketSnapshot) -> dict[str, Any]:
         "priority": snap.priority.value,
         "department": snap.department,
         "external_ref": snap.external_ref,
+        "intake_key": snap.intake_key,
         "conversation_id": snap.conversation_id,
         "status": snap.status.value,
         "opened_at": snap.opened_at,
@@ -166,8 +167,8 @@ def open_ticket_for_conversation(session: Session, customer_id: str, conversatio
     return session.exec(q).scalars().first()  # type: ignore[call-overload]
 
 
-def get_ticket_by_external_ref(session: Session, external_ref: str) -> Ticket | None:
-    return session.exec(select(Ticket).where(Ticket.external_ref == external_ref)).scalars().first()  # type: ignore[call-overload]
+def get_ticket_by_intake_key(session: Session, intake_key: str) -> Ticket | None:
+    return session.exec(select(Ticket).where(Ticket.intake_key == intake_key)).scalars().first()  # type: ignore[call-overload]
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -192,17 +193,30 @@ def list_tickets(
     limit: int,
     cursor: str | None = None,
     status: str | None = None,
+    everything: bool = False,
+    departments: list[str] | None = None,
     customer_id: str | None = None,
-    department: str | None = None,
+    assignee: str | None = None,
 ) -> tuple[list[TicketSummary], str | None]:
-    """Newest first, keyset-paginated on (opened_at, id) so pages stay fast at any depth."""
+    """Newest first, keyset-paginated on (opened_at, id) so pages stay fast at any depth.
+
+    Unless `everything`, only tickets the caller may read: of one of `departments`, of
+    customer `customer_id`, or with a task held by `assignee`."""
     q = select(Ticket)
     if status:
         q = q.where(Ticket.status == status)
-    if customer_id is not None:
-        q = q.where(Ticket.customer_id == customer_id)
-    if department is not None:
-        q = q.where(Ticket.department == department)
+    if not everything:
+        visible = []
+        if departments:
+            visible.append(Ticket.department.in_(departments))  # type: ignore[attr-defined]
+        if customer_id is not None:
+            visible.append(Ticket.customer_id == customer_id)
+        if assignee is not None:
+            held = select(Task.ticket_id).where(Task.assignee == assignee)
+            visible.append(Ticket.id.in_(held))  # type: ignore[attr-defined]
+        if not visible:
+            return [], None
+        q = q.where(or_(*visible))
     if cursor:
         at_s, last_id = decode_cursor(cursor, 2)
         try:
@@ -219,6 +233,13 @@ def list_tickets(
     ]
     next_cursor = encode_cursor(rows[-1].opened_at, rows[-1].id) if more and rows else None
     return items, next_cursor
+
+
+def ticket_assignees(session: Session, ticket_id: str) -> tuple[str, ...]:
+    """Agents holding a task of the ticket now."""
+    q = select(Task.assignee).where(Task.ticket_id == ticket_id, Task.status == "claimed",
+                                    Task.assignee.is_not(None))  # type: ignore[union-attr]
+    return tuple(sorted({a for a in session.exec(q).scalars() if a}))  # type: ignore[call-overload]
 
 
 # --- tasks -------------------------------------------------------------------------------

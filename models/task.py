@@ -12,7 +12,12 @@ from sqlalchemy import JSON, Column, Index, text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
+from models.auth import AccessDecision
 from models.ticket import Priority
+
+# Every human action on a task carries the API's authorization decision: the workflow keeps
+# it in its history (and, for actions that move money or a ticket, on the timeline), and an
+# update without one, such as one sent straight through Temporal, is refused.
 
 
 class TaskStatus(StrEnum):
@@ -73,12 +78,14 @@ class TaskSnapshot(BaseModel):
 class ClaimTask(BaseModel):
     task_id: str
     agent: str
+    authorization: AccessDecision | None = None
 
 
 class ReleaseTask(BaseModel):
     task_id: str
     agent: str
     reason: str | None = Field(default=None, description="Why, when the system releases it (agent offline, stale).")
+    authorization: AccessDecision | None = None
 
 
 class AssignTask(BaseModel):
@@ -88,6 +95,7 @@ class AssignTask(BaseModel):
     agent: str
     by: str = "routing"
     reason: str = ""
+    authorization: AccessDecision | None = None
 
 
 class ReassignTask(BaseModel):
@@ -96,12 +104,14 @@ class ReassignTask(BaseModel):
     task_id: str
     agent: str
     by: str
+    authorization: AccessDecision | None = None
 
 
 class AddNote(BaseModel):
     task_id: str
     author: str
     text: str = Field(min_length=1, max_length=10_000)
+    authorization: AccessDecision | None = None
 
 
 class RefundDecision(BaseModel):
@@ -119,9 +129,13 @@ class CompleteTask(BaseModel):
     reply: str | None = Field(default=None, max_length=20_000)
     queue: str | None = Field(default=None, description="Target queue for outcome `transfer`.")
     refund: RefundDecision | None = None
-    # Who decided, as the API authenticated them: activities that move money check again.
+    # Kept for histories recorded before decisions travelled with the update; activities
+    # that move money look the agent's roles up themselves and never trust these.
     agent_role: str = "agent"
     agent_department: str = ""
+    authorization: list[AccessDecision] = Field(
+        default_factory=list, description="The API's decisions: completing, and escalating, transferring or "
+        "refunding where the outcome does that.")
 
 
 # --- API schemas -------------------------------------------------------------------------

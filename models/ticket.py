@@ -56,9 +56,11 @@ class TicketBase(BaseModel):
 class TicketCreate(TicketBase):
     external_ref: str | None = Field(
         default=None,
+        min_length=1,
         max_length=200,
-        description="The caller's id for this issue. Sending the same value again returns the same "
-        "ticket instead of opening a second one, so retries are safe.",
+        description="The caller's id for this issue. The same caller sending the same value again gets the "
+        "same ticket instead of a second one, so retries are safe. Refs are private to each caller: another "
+        "caller's equal ref is a different ticket. Omit it rather than sending an empty string.",
     )
 
 
@@ -90,6 +92,7 @@ class TicketPolicy(BaseModel):
 class TicketInput(TicketBase):
     ticket_id: str
     external_ref: str | None = None
+    intake_key: str | None = Field(default=None, description="<caller scope>:<external_ref>, unique per ticket.")
     conversation_id: str | None = Field(default=None, description="Chat conversation the ticket came from.")
     opening_message_id: str | None = Field(default=None, description="Channel's id of the message that opened it.")
     sla: SlaConfig | None = Field(default=None, description="Calendar and policies in force when the ticket opened.")
@@ -157,6 +160,7 @@ class TicketSnapshot(TicketState):
     ticket_id: str
     revision: int
     conversation_id: str | None = None
+    intake_key: str | None = None
 
 
 # --- read model --------------------------------------------------------------------------
@@ -172,7 +176,8 @@ class Ticket(SQLModel, table=True):
     order_id: str | None = SQLField(default=None, max_length=100)
     priority: str = SQLField(max_length=20)
     department: str = SQLField(index=True, max_length=50)
-    external_ref: str | None = SQLField(default=None, unique=True, max_length=200)
+    external_ref: str | None = SQLField(default=None, index=True, max_length=200)
+    intake_key: str | None = SQLField(default=None, unique=True, index=True, max_length=400)
     conversation_id: str | None = SQLField(default=None, index=True, max_length=200)
     status: str = SQLField(index=True, max_length=30)
     opened_at: datetime = SQLField(index=True)
@@ -188,6 +193,46 @@ class TicketPublic(TicketState):
     """A ticket as the API shows it."""
 
     id: str
+
+
+class CustomerMessageView(BaseModel):
+    """One message of the conversation as the customer sees it."""
+
+    id: str
+    direction: str = Field(description="`in`: written by the customer; `out`: sent to them by support.")
+    text: str
+    at: datetime
+
+
+class TicketCustomerView(BaseModel):
+    """A ticket as its customer sees it: their conversation, where it stands and when an
+    answer is due. Nothing internal: no notes, routing, FAQ scores, connector errors, no
+    timeline, no data of other systems."""
+
+    id: str
+    subject: str
+    status: TicketStatus
+    channel: Channel
+    order_id: str | None
+    external_ref: str | None
+    opened_at: datetime
+    updated_at: datetime
+    resolution: str | None = None
+    conversation: list[CustomerMessageView] = Field(default_factory=list)
+    first_response_due: datetime | None = None
+    resolution_due: datetime | None = None
+
+    @classmethod
+    def of(cls, ticket: TicketPublic) -> TicketCustomerView:
+        sla = ticket.context.get("sla") or {}
+        return cls(
+            id=ticket.id, subject=ticket.subject, status=ticket.status, channel=ticket.channel,
+            order_id=ticket.order_id, external_ref=ticket.external_ref, opened_at=ticket.opened_at,
+            updated_at=ticket.updated_at, resolution=ticket.resolution,
+            conversation=[CustomerMessageView(id=m.id, direction=m.direction, text=m.text, at=m.at)
+                          for m in ticket.conversation],
+            first_response_due=sla.get("first_response_due"), resolution_due=sla.get("resolution_due"),
+        )
 
 
 class TicketSummary(BaseModel):

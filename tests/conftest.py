@@ -111,13 +111,15 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 USERS = [
-    ("admin", Role.admin, ""),
-    ("sam", Role.supervisor, ""),
+    ("admin", Role.admin, "*"),
+    ("sam", Role.supervisor, "*"),
     ("ana", Role.agent, "logistics"),
     ("bob", Role.agent, "logistics"),
     ("gil", Role.agent, "billing"),
-    ("cust-1", Role.customer, ""),
-    ("cust-2", Role.customer, ""),
+    ("dee", Role.agent, ["logistics", "billing"]),
+    ("aud", Role.auditor, "*"),
+    ("cust-1", Role.customer, "*"),
+    ("cust-2", Role.customer, "*"),
 ]
 
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
+import uvicorn
 
+from api.auth import create_token
+from models.auth import Role
 from models.db import Database
+from policies.store import add_department
 from settings import Settings
 
 
@@ -26,10 +32,15 @@ class Stack:
 
 
 def ticket_body(**overrides) -> dict:
-    body = {"customer_id": "cust-1", "subject": "Where is my parcel?", "body": "Ordered last week.",
-            "department": "logistics"}
+    """A ticket as a customer opens it: they choose no department (triage does)."""
+    body = {"customer_id": "cust-1", "subject": "Where is my parcel?", "body": "Ordered last week."}
     body.update(overrides)
     return body
+
+
+def staff_ticket_body(**overrides) -> dict:
+    """A ticket as staff or an integration opens it for a customer, into logistics."""
+    return ticket_body(**{"department": "logistics", **overrides})
 
 
 async def eventually(check, *, timeout: float = 30.0, interval: float = 0.1):
@@ -54,3 +65,49 @@ async def open_task_for(stack: Stack, ticket_id: str, user: str = "ana") -> dict
 
 def unique_ref() -> str:
     return f"ref-{uuid.uuid4().hex}"
+
+
+def queue_name(db: Database) -> str:
+    """A department of its own for one test, so routing never hands its tasks to another's."""
+    name = f"q{uuid.uuid4().hex[:10]}"
+    db.call(add_department, "tests", name)
+    return name
+
+
+def person(db: Database, role: Role, department: str | list[str] = "*") -> tuple[str, dict[str, str]]:
+    """A new user holding `role` in `department` (several: a list; created if missing), and
+    the headers that authenticate as them."""
+    departments = [department] if isinstance(department, str) else department
+    departments = [d or "*" for d in departments]
+    for name in departments:
+        if name != "*":
+            db.call(add_department, "tests", name)
+    user = f"{role.value}-{uuid.uuid4().hex[:8]}"
+    token = db.call(create_token, user=user, role=role, department=departments)
+    return user, {"Authorization": f"Bearer {token}"}
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):  # pytest owns the signals
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serve(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
+    """`app` behind a real HTTP server on loopback (streams need one); a client for it."""
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
+                                    timeout_graceful_shutdown=1))
+    task = asyncio.create_task(server.serve())
+
+    async def started() -> bool:
+        return server.started
+
+    await eventually(started, timeout=10, interval=0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        await task

@@ -10,9 +10,44 @@ from temporalio.exceptions import ApplicationError
 
 from models.routing import OfferRequest, OfferResult, RouteDecision, RouteRequest
 from models.steps import CustomerNotification, DeliveryReceipt
-from models.task import ClaimTask, CompleteTask, TaskSnapshot
+from models.auth import AccessDecision
+from models.task import AddNote, ClaimTask, CompleteTask, ReassignTask, ReleaseTask, TaskOutcome, TaskSnapshot
 from models.ticket import TicketSnapshot
 from workflows.ticket import TicketWorkflow
+
+
+def allow(action: str, who: str) -> AccessDecision:
+    """The decision the API would send along with an action it allowed."""
+    return AccessDecision(principal=who, action=action, object="task", department="logistics", allowed=True,
+                          role="agent", rule=f"p, agent, task, {action}, department,", policy_version=1)
+
+
+def claim_request(**fields) -> ClaimTask:
+    return ClaimTask(**fields, authorization=allow("claim", fields["agent"]))
+
+
+def release_request(**fields) -> ReleaseTask:
+    return ReleaseTask(**fields, authorization=allow("release", fields["agent"]))
+
+
+def note_request(**fields) -> AddNote:
+    return AddNote(**fields, authorization=allow("note", fields["author"]))
+
+
+def reassign_request(**fields) -> ReassignTask:
+    return ReassignTask(**fields, authorization=allow("reassign", fields["by"]))
+
+
+def completion(**fields) -> CompleteTask:
+    """A completion with every decision its outcome needs: completing, escalating or
+    transferring, refunding."""
+    agent, outcome = fields["agent"], TaskOutcome(fields["outcome"])
+    decisions = [allow("complete", agent)]
+    if outcome in (TaskOutcome.escalate, TaskOutcome.transfer):
+        decisions.append(allow(outcome.value, agent))
+    if fields.get("refund") is not None:
+        decisions.append(allow("refund", agent))
+    return CompleteTask(**fields, authorization=decisions)
 
 
 class FakeReadModel:
@@ -80,9 +115,9 @@ async def work_task(handle: WorkflowHandle, outcome, *, agent: str = "ana", not_
     """An agent claims the next open task and completes it with `outcome` (and `reply`,
     `queue`, ... in `fields`); returns the task as it was offered."""
     task = await open_task(handle, not_id=not_id)
-    await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent=agent))
+    await handle.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent=agent))
     await handle.execute_update(
         TicketWorkflow.complete_task,
-        CompleteTask(task_id=task.task_id, agent=agent, outcome=outcome, **fields),
+        completion(task_id=task.task_id, agent=agent, outcome=outcome, **fields),
     )
     return task

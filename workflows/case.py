@@ -31,6 +31,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows.context import gather_customer_360, issue_refund
 
 with workflow.unsafe.imports_passed_through():
+    from models.auth import SYSTEM_PREFIX, AccessDecision
     from models.faq import FaqDecision, FaqQuery, FaqResult
     from models.routing import OfferRequest, OfferResult, RouteDecision, RouteRequest
     from models.systems import RefundRequest, SystemFailure
@@ -89,6 +90,8 @@ FAQ = dict(
 )
 
 SUPERVISOR_QUEUE = "supervisors"
+# Actions whose authorization goes on the ticket's timeline as well as into the history.
+SENSITIVE_ACTIONS = frozenset({"refund", "transfer", "reassign", "escalate"})
 FAQ_BOT = "faq-bot"
 
 
@@ -100,6 +103,27 @@ class TaskNotFound(ApplicationError):
 class TaskConflict(ApplicationError):
     def __init__(self, message: str) -> None:
         super().__init__(message, type="TaskConflict", non_retryable=True)
+
+
+class Unauthorized(ApplicationError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="Unauthorized", non_retryable=True)
+
+
+def require_decision(decisions: list[AccessDecision] | AccessDecision | None, action: str, actor: str, *,
+                     system_may: bool = False) -> AccessDecision:
+    """An update must carry the API's decision allowing `action` to `actor` (or, where
+    `system_may`, to a ticketflow component). Workflow code holds no secrets, so this cannot
+    tell a forged decision from a real one: it refuses updates that arrive without one, such
+    as a bare update sent through Temporal, and the activities that move money ask the
+    policy again."""
+    found = decisions if isinstance(decisions, list) else [decisions] if decisions else []
+    for d in found:
+        if d.action != action or not d.allowed:
+            continue
+        if d.principal == actor or (system_may and d.principal.startswith(SYSTEM_PREFIX)):
+            return d
+    raise Unauthorized(f"no authorization for {action} by {actor}: act through the ticketflow API")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -140,6 +164,7 @@ class CaseWorkflow:
             priority=inp.priority,
             department=inp.department,
             external_ref=inp.external_ref,
+            intake_key=inp.intake_key,
             conversation_id=inp.conversation_id,
             status=TicketStatus.new,
             opened_at=inp.opened_at,
@@ -167,6 +192,12 @@ class CaseWorkflow:
         s = self.snapshot
         s.timeline.append(TimelineEvent(at=workflow.now(), kind=kind, detail=detail, data=data))
         self._touch()
+
+    def record_decision(self, decision: AccessDecision, task_id: str) -> None:
+        """Put why an action was allowed on the timeline: who, as what, under which rule."""
+        self.record("authorized", f"{decision.action} by {decision.principal} as {decision.role} in "
+                                  f"{decision.department or 'any department'} (policy v{decision.policy_version})",
+                    task_id=task_id, **decision.model_dump())
 
     def set_status(self, status: TicketStatus, detail: str = "", **data: Any) -> None:
         s = self.snapshot
@@ -333,6 +364,7 @@ class CaseWorkflow:
 
     @claim_task.validator
     def _validate_claim(self, req: ClaimTask) -> None:
+        require_decision(req.authorization, "claim", req.agent)
         task = self._task(req.task_id)
         if task.status == TaskStatus.claimed and task.assignee != req.agent:
             raise TaskConflict(f"task {task.task_id} is already claimed by {task.assignee}")
@@ -352,6 +384,7 @@ class CaseWorkflow:
 
     @release_task.validator
     def _validate_release(self, req: ReleaseTask) -> None:
+        require_decision(req.authorization, "release", req.agent, system_may=True)
         task = self._task(req.task_id)
         if task.status != TaskStatus.claimed:
             raise TaskConflict(f"task {task.task_id} is {task.status.value}, not claimed")
@@ -374,6 +407,7 @@ class CaseWorkflow:
 
     @assign_task.validator
     def _validate_assign(self, req: AssignTask) -> None:
+        require_decision(req.authorization, "assign", req.by, system_may=True)
         task = self._task(req.task_id)
         if task.status != TaskStatus.open:
             raise TaskConflict(f"task {task.task_id} is {task.status.value}, not open")
@@ -387,6 +421,8 @@ class CaseWorkflow:
         self.set_status(TicketStatus.in_progress)
         self.record("task_reassigned", f"from {previous or 'queue'} to {req.agent} by {req.by}",
                     task_id=task.task_id, agent=req.agent, previous=previous)
+        if req.authorization is not None:
+            self.record_decision(req.authorization, task.task_id)
         await self._publish_task(task)
         await self.publish()
         self._task_changed(task)
@@ -394,6 +430,7 @@ class CaseWorkflow:
 
     @reassign_task.validator
     def _validate_reassign(self, req: ReassignTask) -> None:
+        require_decision(req.authorization, "reassign", req.by)
         task = self._task(req.task_id)
         if task.status in (TaskStatus.completed, TaskStatus.cancelled):
             raise TaskConflict(f"task {task.task_id} is {task.status.value}")
@@ -412,6 +449,7 @@ class CaseWorkflow:
 
     @add_note.validator
     def _validate_note(self, req: AddNote) -> None:
+        require_decision(req.authorization, "note", req.author)
         task = self._task(req.task_id)
         if task.status == TaskStatus.cancelled:
             raise TaskConflict(f"task {task.task_id} is cancelled")
@@ -433,6 +471,9 @@ class CaseWorkflow:
         )
         self.record("task_completed", f"{req.outcome.value} by {req.agent}", task_id=task.task_id,
                     outcome=req.outcome.value, agent=req.agent)
+        for decision in req.authorization:
+            if decision.action in SENSITIVE_ACTIONS:
+                self.record_decision(decision, task.task_id)
         await self._publish_task(task)
         await self.publish()
         self._task_changed(task)
@@ -440,6 +481,11 @@ class CaseWorkflow:
 
     @complete_task.validator
     def _validate_complete(self, req: CompleteTask) -> None:
+        require_decision(req.authorization, "complete", req.agent)
+        if req.outcome in (TaskOutcome.escalate, TaskOutcome.transfer):
+            require_decision(req.authorization, req.outcome.value, req.agent)
+        if req.refund is not None:
+            require_decision(req.authorization, "refund", req.agent)
         task = self._task(req.task_id)
         if task.status != TaskStatus.claimed:
             raise TaskConflict(f"task {task.task_id} is {task.status.value}: claim it before completing it")

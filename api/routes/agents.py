@@ -15,12 +15,27 @@ from pydantic import Field, field_validator
 from temporalio.service import RPCError
 
 from activities.routing import offer_queued_tasks, release_agent_tasks
-from api.deps import AuthorizerDep, CurrentUser, DbDep, TemporalDep, get_temporal, require
+from api.deps import (
+    FORBIDDEN,
+    NOT_FOUND,
+    AuthorizerDep,
+    CurrentUser,
+    DbDep,
+    TemporalDep,
+    answers,
+    forbidden,
+    get_temporal,
+    not_found,
+    require,
+    require_reach,
+)
 from api.temporal import WorkflowEngineUnavailable
 from models import readmodel
 from models.agent import AgentPublic, AgentUpsert, PresenceUpdate
 from routing.models import Presence
-from policies import Resource
+from models.auth import EVERY_DEPARTMENT, Principal
+from policies import Authorizer, Resource
+from policies.store import work_departments
 
 log = logging.getLogger("ticketflow.api.agents")
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -58,23 +73,40 @@ class AgentProfileBody(AgentUpsert):
 AgentId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[^\s/]+$")]
 
 
+def _may(authorizer: Authorizer, user: Principal, action: str, agent_id: str, queues: list[str], *,
+         every_queue: bool) -> bool:
+    """Own profile, every agent, or (department supervisors) agents of their departments:
+    any of the profile's queues to read it, every one of them to write it."""
+    if authorizer.allowed(user, action, Resource("agent", owner=agent_id)):
+        return True
+    checks = [authorizer.allowed(user, action, Resource("agent", owner=agent_id, department=q)) for q in queues]
+    return bool(checks) and (all(checks) if every_queue else any(checks))
+
+
 def _no_profile(agent_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND,
                          f"no agent profile for {agent_id}: an admin or supervisor must create it with "
                          f"PUT /agents/{agent_id}")
 
 
-@router.get("", response_model=list[AgentPublic], summary="Every agent with their load and presence (supervisors)")
+@router.get("", response_model=list[AgentPublic], responses=answers(FORBIDDEN),
+            summary="Agents with their load and presence (supervisors: of their departments)")
 async def list_agents(
     user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
     queue: Annotated[str | None, Query(max_length=50, description="Only agents working this queue")] = None,
     presence: Annotated[Presence | None, Query()] = None,
 ) -> list[AgentPublic]:
-    require(authorizer, user, "read", Resource("agent"))
-    return await db.run(readmodel.list_agents, queue=queue, presence=presence.value if presence else None)
+    reach = require_reach(authorizer, user, "read", "agent")
+    if not (reach.everything or reach.departments):
+        raise forbidden(user, "read", "agent", why="only your own profile: GET /agents/me")
+    agents = await db.run(readmodel.list_agents, queue=queue, presence=presence.value if presence else None)
+    if reach.everything:
+        return agents
+    return [a for a in agents if reach.departments & set(a.queues)]
 
 
-@router.get("/me", response_model=AgentPublic, summary="The caller's own agent profile, load and presence")
+@router.get("/me", response_model=AgentPublic, responses=answers(FORBIDDEN, NOT_FOUND),
+            summary="The caller's own agent profile, load and presence")
 async def my_profile(user: CurrentUser, db: DbDep, authorizer: AuthorizerDep) -> AgentPublic:
     require(authorizer, user, "read", Resource("agent", owner=user.name))
     agent = await db.run(readmodel.get_agent, user.name)
@@ -83,7 +115,7 @@ async def my_profile(user: CurrentUser, db: DbDep, authorizer: AuthorizerDep) ->
     return agent
 
 
-@router.put("/me/presence", response_model=AgentPublic,
+@router.put("/me/presence", response_model=AgentPublic, responses=answers(FORBIDDEN, NOT_FOUND),
             summary="Set the caller's presence: offline releases their tasks, online offers them queued ones")
 async def set_my_presence(
     body: PresenceUpdate, user: CurrentUser, db: DbDep, client: TemporalDep, authorizer: AuthorizerDep
@@ -102,26 +134,40 @@ async def set_my_presence(
     return await db.run(readmodel.get_agent, user.name)
 
 
-@router.get("/{agent_id}", response_model=AgentPublic, summary="One agent's profile, load and presence")
+@router.get("/{agent_id}", response_model=AgentPublic, responses=answers(NOT_FOUND),
+            summary="One agent's profile, load and presence")
 async def get_agent(agent_id: AgentId, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep) -> AgentPublic:
-    require(authorizer, user, "read", Resource("agent", owner=agent_id))
     agent = await db.run(readmodel.get_agent, agent_id)
-    if agent is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agent {agent_id}")
+    if agent is None or not _may(authorizer, user, "read", agent_id, agent.queues, every_queue=False):
+        raise not_found("agent", agent_id)
     return agent
 
 
 @router.put("/{agent_id}", response_model=AgentPublic,
-            responses={201: {"model": AgentPublic, "description": "A new agent, offline until they sign in."}},
+            responses={201: {"model": AgentPublic, "description": "A new agent, offline until they sign in."},
+                       **answers(FORBIDDEN)},
             summary="Create or replace an agent's routing profile (supervisors, admins)")
 async def put_agent(
     agent_id: AgentId, body: AgentProfileBody, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
     request: Request, response: Response,
 ) -> AgentPublic:
-    require(authorizer, user, "write", Resource("agent", owner=agent_id))
+    current = await db.run(readmodel.get_agent, agent_id)
+    touched = sorted(set(body.queues) | set(current.queues if current else []))
+    if not _may(authorizer, user, "write", agent_id, touched, every_queue=True):
+        raise forbidden(user, "write", "agent", why=f"supervise every queue of the profile ({', '.join(touched)})"
+                        if touched else "")
     if agent_id == "me":
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             "'me' names the caller in these paths and cannot be an agent id")
+    # One source of truth: a profile names only queues the agent may work under the policy.
+    held = (await db.run(work_departments, [agent_id])).get(agent_id, set())
+    outside = [q for q in body.queues if EVERY_DEPARTMENT not in held and q not in held]
+    if outside:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
+            "loc": ["body", "queues"], "type": "value_error",
+            "msg": f"{agent_id} holds no role that works tasks of {', '.join(outside)}: grant one first "
+                   f"(`ticketflow policy grant --user {agent_id} --role agent --department {outside[0]}`)",
+        }])
     agent, created = await db.run(readmodel.upsert_agent, agent_id, AgentUpsert(**body.model_dump()))
     if created:
         response.status_code = status.HTTP_201_CREATED

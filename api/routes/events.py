@@ -23,7 +23,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import AuthorizerDep, CurrentUser, require_scope
+from api.deps import FORBIDDEN, AuthorizerDep, CurrentUser, answers, forbidden, require_reach
 from models import readmodel
 from models.db import Database, DatabaseUnavailable, utcnow
 from models.events import ChangeEvent, ChangeEventPublic
@@ -233,7 +233,8 @@ async def _events(feed: ChangeFeed, queues: frozenset[str] | None, customer_id: 
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}},
                      "description": "Server-Sent Events: `id` is the feed id, `event` is `ticket` or `task`, "
-                                    "`data` a ChangeEvent as JSON. A comment line every 15 s keeps it open."}},
+                                    "`data` a ChangeEvent as JSON. A comment line every 15 s keeps it open."},
+               **answers(FORBIDDEN)},
     summary="Live ticket and task changes the caller may see (Server-Sent Events)",
 )
 async def events(
@@ -243,17 +244,19 @@ async def events(
     last_event_id: Annotated[str | None, Header(max_length=20, description="Sent by browsers on reconnect; "
                                                                            "wins over `after`")] = None,
 ) -> StreamingResponse:
-    scope = require_scope(authorizer, user, "read", "event")
+    reach = require_reach(authorizer, user, "read", "event")
     resume = _resume_point(after, last_event_id)
-    customer_id = user.name if scope == "own" else None
+    customer_id: str | None = None
     queues: frozenset[str] | None = None
-    if scope == "department":
-        if queue is not None and queue != user.department:
-            raise HTTPException(status.HTTP_403_FORBIDDEN,
-                                f"role {user.role.value} may only follow the queue of their department")
-        queues = frozenset({user.department})
-    elif queue is not None:
-        queues = frozenset({queue})
+    if reach.everything:
+        queues = frozenset({queue}) if queue is not None else None
+    elif reach.departments:
+        if queue is not None and queue not in reach.departments:
+            raise forbidden(user, "read", "event", queue, why="follow the queues of your departments: "
+                                                              + ", ".join(sorted(reach.departments)))
+        queues = frozenset({queue}) if queue is not None else reach.departments
+    else:  # only their own tickets (customers)
+        customer_id = user.name
     return StreamingResponse(
         _events(change_feed(request), queues, customer_id, resume), media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

@@ -25,7 +25,7 @@ from temporalio.client import ActivityFailureError, Client
 from temporalio.common import ActivityIDConflictPolicy, RetryPolicy
 from temporalio.service import RPCError
 
-from api.deps import AuthorizerDep, CurrentUser, DbDep, SettingsDep, TemporalDep, require
+from api.deps import FORBIDDEN, AuthorizerDep, CurrentUser, DbDep, SettingsDep, TemporalDep, answers, require
 from faq import knowledge_base as kb
 from faq.encoder import FaqModelError
 from faq.index import FaqIndexError
@@ -127,7 +127,7 @@ async def _change_entry(
 # --- entries ---------------------------------------------------------------------------------
 
 
-@router.get("/entries", response_model=FaqEntryPage, summary="List FAQ entries by id")
+@router.get("/entries", response_model=FaqEntryPage, responses=answers(FORBIDDEN), summary="List FAQ entries by id")
 async def list_entries(
     user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
     department: Annotated[str | None, Query(max_length=50)] = None,
@@ -144,7 +144,7 @@ async def list_entries(
 
 @router.post(
     "/entries", status_code=status.HTTP_201_CREATED, response_model=FaqEntryChange,
-    responses={409: {"description": "the id is taken, or another entry asks one of the questions"}},
+    responses=answers(FORBIDDEN, {409: {"description": "the id is taken, or another entry asks one of the questions"}}),
     summary="Add an FAQ entry (publishes a new index version)",
 )
 async def create_entry(
@@ -155,7 +155,8 @@ async def create_entry(
     return await _change_entry(request, client, settings, db, wait, kb.create_entry, body)
 
 
-@router.get("/entries/{entry_id}", response_model=FaqEntryPublic, summary="One FAQ entry")
+@router.get("/entries/{entry_id}", response_model=FaqEntryPublic,
+            responses=answers(FORBIDDEN, {404: {"description": "no such entry"}}), summary="One FAQ entry")
 async def get_entry(entry_id: EntryId, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep) -> FaqEntryPublic:
     require(authorizer, user, "read", FAQ)
     entry = await db.run(kb.get_entry, entry_id)
@@ -166,8 +167,8 @@ async def get_entry(entry_id: EntryId, user: CurrentUser, db: DbDep, authorizer:
 
 @router.put(
     "/entries/{entry_id}", response_model=FaqEntryChange,
-    responses={404: {"description": "no such entry (create it with POST /faq/entries)"},
-               409: {"description": "another entry asks one of the questions"}},
+    responses=answers(FORBIDDEN, {404: {"description": "no such entry (create it with POST /faq/entries)"},
+                                  409: {"description": "another entry asks one of the questions"}}),
     summary="Replace an FAQ entry's content (publishes a new index version)",
 )
 async def update_entry(
@@ -181,6 +182,7 @@ async def update_entry(
 
 @router.delete(
     "/entries/{entry_id}", response_model=FaqEntryChange,
+    responses=answers(FORBIDDEN, {404: {"description": "no such entry"}}),
     summary="Delete an FAQ entry (publishes a new index version); returns it as it was",
 )
 async def delete_entry(
@@ -251,8 +253,9 @@ def _rejected(exc: FaqImportError) -> JSONResponse:
 
 @router.post(
     "/import", response_model=FaqImportResult, openapi_extra={"requestBody": _IMPORT_BODY},
-    responses={422: {"description": "the file has problems (listed with their lines); nothing was imported"},
-               413: {"description": "the file is too large"}},
+    responses=answers(FORBIDDEN, {422: {"description": "the file has problems (listed with their lines); nothing "
+                                                       "was imported"},
+                                  413: {"description": "the file is too large"}}),
     summary="Import FAQ entries from CSV or JSON, all or nothing (publishes a new index version)",
 )
 async def import_entries(
@@ -280,7 +283,8 @@ async def import_entries(
 
 @router.get(
     "/export", response_class=Response,
-    responses={200: {"content": {"text/csv": {}, "application/json": {}}, "description": "every entry, by id"}},
+    responses={200: {"content": {"text/csv": {}, "application/json": {}}, "description": "every entry, by id"},
+               **answers(FORBIDDEN)},
     summary="Export every FAQ entry as CSV or JSON (import gives them back unchanged)",
 )
 async def export(
@@ -299,14 +303,15 @@ async def export(
 # --- the index -------------------------------------------------------------------------------
 
 
-@router.get("/index", response_model=FaqIndexStatus, summary="The index version answering now, and its calibration")
+@router.get("/index", response_model=FaqIndexStatus, responses=answers(FORBIDDEN),
+            summary="The index version answering now, and its calibration")
 async def index_status(user: CurrentUser, db: DbDep, authorizer: AuthorizerDep) -> FaqIndexStatus:
     require(authorizer, user, "read", FAQ)
     return await db.run(kb.index_status)
 
 
 @router.post(
-    "/index/publish", response_model=FaqPublication,
+    "/index/publish", response_model=FaqPublication, responses=answers(FORBIDDEN),
     summary="Publish the newest revision again (after a failed or never started build)",
 )
 async def publish_index(
@@ -320,7 +325,7 @@ async def publish_index(
 
 
 @router.put(
-    "/thresholds", response_model=FaqThresholdsChange,
+    "/thresholds", response_model=FaqThresholdsChange, responses=answers(FORBIDDEN),
     summary="Set confidence thresholds by hand, per department (publishes a new index version)",
 )
 async def set_thresholds(
@@ -349,8 +354,8 @@ def _published_indexes(request: Request, db: Database) -> kb.PublishedIndexes:
 
 @router.post(
     "/ask", response_model=FaqResult,
-    responses={404: {"description": "the index version asked for is not stored"},
-               503: {"description": "the embedding model is not installed on this API host"}},
+    responses=answers(FORBIDDEN, {404: {"description": "the index version asked for is not stored"},
+                                  503: {"description": "the embedding model is not installed on this API host"}}),
     summary="Ask the FAQ bot: best entry, calibrated confidence, alternatives and its decision",
 )
 async def ask(body: FaqAsk, request: Request, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep) -> FaqResult:

@@ -15,8 +15,22 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.routing import send_update
-from api.deps import AuthorizerDep, CurrentUser, DbDep, TemporalDep, require, require_scope
+from api.deps import (
+    CONFLICT,
+    FORBIDDEN,
+    NOT_FOUND,
+    AuthorizerDep,
+    CurrentUser,
+    DbDep,
+    TemporalDep,
+    answers,
+    forbidden,
+    not_found,
+    require,
+    require_reach,
+)
 from models import readmodel
+from models.auth import EVERY_DEPARTMENT, AccessDecision, Principal
 from models.db import utcnow
 from models.enums import Priority
 from models.readmodel import TaskSort
@@ -27,12 +41,14 @@ from models.task import (
     ReassignTask,
     ReleaseTask,
     TaskCompletion,
+    TaskOutcome,
     TaskPage,
     TaskPublic,
     TaskSnapshot,
     TaskStatus,
 )
-from policies import Resource
+from policies import Authorizer, Resource
+from policies.store import department_exists, work_departments
 from workflows.ticket import TicketWorkflow
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -43,7 +59,8 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 # (Database.run).
 
 
-@router.get("", response_model=TaskPage, summary="The inbox: tasks in the caller's queues")
+@router.get("", response_model=TaskPage, responses=answers(FORBIDDEN),
+            summary="The inbox: tasks in the caller's queues")
 async def list_tasks(
     user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
     status_: Annotated[TaskStatus | None, Query(alias="status")] = None,
@@ -59,10 +76,10 @@ async def list_tasks(
     cursor: Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page, "
                                                                    "with the same sort")] = None,
 ) -> Response:
-    scope = require_scope(authorizer, user, "read", "task")
+    reach = require_reach(authorizer, user, "read", "task")
     query = dict(
         as_json=True, limit=limit, cursor=cursor, sort=sort, status=status_.value if status_ else None,
-        queue=queue, queues=[user.department] if scope == "department" else None,
+        queue=queue, queues=None if reach.everything else sorted(reach.departments),
         assignee=user.name if assignee == "me" else assignee, priority=priority.value if priority else None,
         skill=skill, overdue_at=utcnow() if overdue else None,
     )
@@ -79,12 +96,17 @@ def _public(task: TaskSnapshot) -> TaskPublic:
     return TaskPublic.model_validate({**task.model_dump(), "id": task.task_id})
 
 
-async def _task_for(task_id: str, action: str, user, db, authorizer):
+def _task_resource(row) -> Resource:  # noqa: ANN001
+    return Resource("task", department=row.queue, assignees=(row.assignee,) if row.assignee else ())
+
+
+async def _task_for(task_id: str, action: str, user: Principal, db, authorizer: Authorizer):  # noqa: ANN001, ANN202
+    """The task row and the decision allowing `action` on it. A task the caller may not read
+    is 404, like one that does not exist; one they read but may not act on is 403."""
     row = await db.run(readmodel.get_task, task_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id}")
-    require(authorizer, user, action, Resource("task", department=row.queue))
-    return row
+    if row is None or not authorizer.allowed(user, "read", _task_resource(row)):
+        raise not_found("task", task_id)
+    return row, require(authorizer, user, action, _task_resource(row))
 
 
 async def _update(row, update: Any, arg: Any, client) -> TaskPublic:
@@ -95,7 +117,7 @@ async def _update(row, update: Any, arg: Any, client) -> TaskPublic:
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type == "TaskNotFound":
             raise HTTPException(status.HTTP_404_NOT_FOUND, cause.message) from err
-        if isinstance(cause, ApplicationError) and cause.type == "TaskConflict":
+        if isinstance(cause, ApplicationError) and cause.type in ("TaskConflict", "Unauthorized"):
             raise HTTPException(status.HTTP_409_CONFLICT, cause.message) from err
         raise
     except RPCError as err:
@@ -105,44 +127,78 @@ async def _update(row, update: Any, arg: Any, client) -> TaskPublic:
     return _public(result)
 
 
-async def _act(task_id: str, action: str, update: Any, arg: Any, user, db, client, authorizer) -> TaskPublic:
-    row = await _task_for(task_id, action, user, db, authorizer)
-    return await _update(row, update, arg, client)
+ACTION_ANSWERS = answers(FORBIDDEN, NOT_FOUND, CONFLICT)
 
 
-@router.post("/{task_id}/claim", response_model=TaskPublic, summary="Take a task (409 if someone else has it)")
+@router.post("/{task_id}/claim", response_model=TaskPublic, responses=ACTION_ANSWERS,
+             summary="Take a task (409 if someone else has it)")
 async def claim(task_id: str, user: CurrentUser, db: DbDep, client: TemporalDep, authorizer: AuthorizerDep):
-    return await _act(task_id, "claim", TicketWorkflow.claim_task, ClaimTask(task_id=task_id, agent=user.name),
-                      user, db, client, authorizer)
+    row, decision = await _task_for(task_id, "claim", user, db, authorizer)
+    return await _update(row, TicketWorkflow.claim_task,
+                         ClaimTask(task_id=task_id, agent=user.name, authorization=decision), client)
 
 
-@router.post("/{task_id}/release", response_model=TaskPublic, summary="Give a claimed task back to its queue")
+@router.post("/{task_id}/release", response_model=TaskPublic, responses=ACTION_ANSWERS,
+             summary="Give a claimed task back to its queue")
 async def release(task_id: str, user: CurrentUser, db: DbDep, client: TemporalDep, authorizer: AuthorizerDep):
-    return await _act(task_id, "release", TicketWorkflow.release_task, ReleaseTask(task_id=task_id, agent=user.name),
-                      user, db, client, authorizer)
+    row, decision = await _task_for(task_id, "release", user, db, authorizer)
+    return await _update(row, TicketWorkflow.release_task,
+                         ReleaseTask(task_id=task_id, agent=user.name, authorization=decision), client)
 
 
-@router.post("/{task_id}/complete", response_model=TaskPublic,
+def _unknown_queue(queue: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
+        "loc": ["body", "queue"], "type": "value_error",
+        "msg": f"unknown department {queue!r}: transfer to one of the departments (GET /admin/departments)",
+    }])
+
+
+async def _outcome_decisions(body: TaskCompletion, row, user: Principal, db, authorizer: Authorizer  # noqa: ANN001
+                             ) -> list[AccessDecision]:
+    """The rights an outcome needs beyond completing: escalating, transferring, refunding
+    (within the role's limit). Checked before anything is sent, so a refusal consumes nothing."""
+    decisions = []
+    if body.outcome in (TaskOutcome.escalate, TaskOutcome.transfer):
+        decisions.append(require(authorizer, user, body.outcome.value, _task_resource(row)))
+    if body.outcome == TaskOutcome.transfer:
+        if not await db.run(department_exists, body.queue):
+            raise _unknown_queue(body.queue or "")
+    if body.refund is not None:
+        amount = body.refund.amount
+        target = Resource("order", department=row.queue, amount=float(amount))
+        decision = authorizer.decide(user, "refund", target)
+        if not decision.allowed:
+            limit = authorizer.refund_limit(user, row.queue)
+            why = (f"{amount} is over your refund limit of {limit} for tickets of {row.queue}: ask a supervisor"
+                   if limit is not None else "")
+            raise forbidden(user, "refund", "order", row.queue, why=why)
+        decisions.append(decision)
+    return decisions
+
+
+@router.post("/{task_id}/complete", response_model=TaskPublic, responses={**ACTION_ANSWERS},
              summary="Finish a claimed task with an outcome (resolve, ask_customer, escalate, transfer)")
 async def complete(
     task_id: str, body: TaskCompletion, user: CurrentUser, db: DbDep, client: TemporalDep, authorizer: AuthorizerDep
 ):
+    row, decision = await _task_for(task_id, "complete", user, db, authorizer)
+    decisions = [decision, *await _outcome_decisions(body, row, user, db, authorizer)]
     arg = CompleteTask(task_id=task_id, agent=user.name, outcome=body.outcome, reply=body.reply, queue=body.queue,
-                       refund=body.refund, agent_role=user.role.value, agent_department=user.department)
-    return await _act(task_id, "complete", TicketWorkflow.complete_task, arg, user, db, client, authorizer)
+                       refund=body.refund, authorization=decisions)
+    return await _update(row, TicketWorkflow.complete_task, arg, client)
 
 
 class TaskReassignment(BaseModel):
     agent: str = Field(min_length=1, max_length=100, description="Id of the agent who takes the task over.")
 
 
-@router.post("/{task_id}/reassign", response_model=TaskPublic,
+@router.post("/{task_id}/reassign", response_model=TaskPublic, responses=ACTION_ANSWERS,
              summary="Move a task to another agent, claimed or not (supervisors)")
 async def reassign(
     task_id: str, body: TaskReassignment, user: CurrentUser, db: DbDep, client: TemporalDep,
     authorizer: AuthorizerDep,
 ):
-    row = await _task_for(task_id, "reassign", user, db, authorizer)
+    row, decision = await _task_for(task_id, "reassign", user, db, authorizer)
     agent = await db.run(readmodel.get_agent, body.agent)
     if agent is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -150,8 +206,13 @@ async def reassign(
     if row.queue not in agent.queues:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"agent {body.agent} does not work queue {row.queue}: add it to their queues first")
+    held = (await db.run(work_departments, [body.agent])).get(body.agent, set())
+    if EVERY_DEPARTMENT not in held and row.queue not in held:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"agent {body.agent} holds no role that works tasks of {row.queue}: grant one first "
+                            f"(`ticketflow policy grant --user {body.agent} --role agent --department {row.queue}`)")
     return await _update(row, TicketWorkflow.reassign_task,
-                         ReassignTask(task_id=task_id, agent=body.agent, by=user.name), client)
+                         ReassignTask(task_id=task_id, agent=body.agent, by=user.name, authorization=decision), client)
 
 
 class NoteCreate(BaseModel):
@@ -166,10 +227,10 @@ class NoteCreate(BaseModel):
 
 
 @router.post("/{task_id}/notes", response_model=TaskPublic, status_code=status.HTTP_201_CREATED,
-             summary="Add an internal note to a task (anyone who may read it)")
+             responses=ACTION_ANSWERS, summary="Add an internal note to a task (agents of its department)")
 async def add_note(
     task_id: str, body: NoteCreate, user: CurrentUser, db: DbDep, client: TemporalDep, authorizer: AuthorizerDep
 ):
-    return await _act(task_id, "read", TicketWorkflow.add_note, AddNote(task_id=task_id, author=user.name,
-                                                                       text=body.text),
-                      user, db, client, authorizer)
+    row, decision = await _task_for(task_id, "note", user, db, authorizer)
+    return await _update(row, TicketWorkflow.add_note,
+                         AddNote(task_id=task_id, author=user.name, text=body.text, authorization=decision), client)

@@ -6,21 +6,37 @@ import logging
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import AuthorizerDep, CurrentUser, DbDep, SettingsDep, TemporalDep, require, require_scope
+from api.deps import (
+    CONFLICT,
+    FORBIDDEN,
+    NOT_FOUND,
+    AuthorizerDep,
+    CurrentUser,
+    DbDep,
+    SettingsDep,
+    TemporalDep,
+    answers,
+    forbidden,
+    not_found,
+    require,
+    require_reach,
+)
 from models import readmodel
+from models.auth import Principal
 from models.db import utcnow
 from models.ticket import (
     CustomerFeedback,
     CustomerMessage,
     TicketCreate,
     TicketCreated,
+    TicketCustomerView,
     TicketInput,
     TicketPage,
     TicketPolicy,
@@ -28,21 +44,31 @@ from models.ticket import (
     TicketSnapshot,
     TicketStatus,
 )
-from policies import Resource
+from policies import Authorizer, Resource
 from policies.sla import load_sla_config
+from policies.store import departments as list_departments
 from workflows.ticket import TicketWorkflow, workflow_id_for
 
 log = logging.getLogger("ticketflow.api.tickets")
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
-# Ticket ids for requests with an external_ref are derived from it, so every retry of the
-# same request addresses the same workflow id and Temporal itself refuses a second start.
+# Ticket ids for requests with an external_ref are derived from the intake key (the caller
+# and its ref), so every retry of the same request addresses the same workflow id and
+# Temporal itself refuses a second start.
 EXTERNAL_REF_NAMESPACE = uuid.UUID("6f1c2b1e-5d0e-4a53-9a43-3c1f1b7d8e21")
+# What only staff may decide at intake: it buys priority or picks who works the ticket. A
+# customer's tier comes from the order system and the department from triage.
+TRIAGE_FIELDS = ("priority", "department", "skills", "customer_tier")
 
 
-def ticket_id_for(external_ref: str | None) -> str:
-    if external_ref:
-        return uuid.uuid5(EXTERNAL_REF_NAMESPACE, external_ref).hex
+def intake_key_for(scope: str, external_ref: str | None) -> str | None:
+    """`scope` is whose refs these are (`user:<name>`, `chat`): two scopes never meet."""
+    return f"{scope}:{external_ref}" if external_ref else None
+
+
+def ticket_id_for(intake_key: str | None) -> str:
+    if intake_key:
+        return uuid.uuid5(EXTERNAL_REF_NAMESPACE, intake_key).hex
     return uuid.uuid4().hex
 
 
@@ -61,36 +87,67 @@ async def _existing_ticket(db, client, ticket_id: str) -> TicketPublic | None:  
     return TicketPublic.model_validate({**snap.model_dump(), "id": snap.ticket_id})
 
 
+async def known_departments(request: Request, db, authorizer: Authorizer) -> set[str]:  # noqa: ANN001
+    """Department names, remembered per policy version (adding one bumps it)."""
+    state = request.app.state
+    cached = getattr(state, "departments", None)
+    if cached is None or cached[0] != authorizer.version:
+        names = {d.name for d in await db.run(list_departments)}
+        cached = state.departments = (authorizer.version, names)
+    return cached[1]
+
+
+def _unknown_department(name: str, known: set[str]) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
+        "loc": ["body", "department"], "type": "value_error",
+        "msg": f"unknown department {name!r}: known are {', '.join(sorted(known))}",
+    }])
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TicketCreated,
-    responses={200: {"model": TicketCreated, "description": "Same external_ref as an existing ticket: that ticket."},
-               409: {"description": "external_ref belongs to another customer's ticket"}},
+    responses={200: {"model": TicketCreated, "description": "The caller sent this external_ref before: that ticket."},
+               **answers(FORBIDDEN, CONFLICT)},
     summary="Open a ticket (starts its workflow)",
 )
 async def create_ticket(
-    body: TicketCreate, user: CurrentUser, db: DbDep, client: TemporalDep, settings: SettingsDep,
+    body: TicketCreate, request: Request, user: CurrentUser, db: DbDep, client: TemporalDep, settings: SettingsDep,
     authorizer: AuthorizerDep, response: Response,
 ) -> TicketCreated:
     require(authorizer, user, "create", Resource("ticket", owner=body.customer_id, department=body.department))
-    created, is_new = await open_ticket(body, db=db, client=client, settings=settings)
+    triaged = [f for f in TRIAGE_FIELDS if f in body.model_fields_set]
+    if triaged and not authorizer.allowed(user, "triage", Resource("ticket", department=body.department)):
+        raise forbidden(user, "triage", "ticket", why=f"only staff set {', '.join(triaged)} (leave them out: the "
+                                                      "tier comes from the order system, the department from triage)")
+    known = await known_departments(request, db, authorizer)
+    if body.department not in known:
+        raise _unknown_department(body.department, known)
+    created, is_new = await open_ticket(body, db=db, client=client, settings=settings,
+                                        intake_key=intake_key_for(f"user:{user.name}", body.external_ref))
     if not is_new:
         response.status_code = status.HTTP_200_OK
     return created
 
 
 async def open_ticket(
-    body: TicketCreate, *, db, client, settings,  # noqa: ANN001
+    body: TicketCreate, *, db, client, settings, intake_key: str | None,  # noqa: ANN001
     conversation_id: str | None = None, opening_message_id: str | None = None,
 ) -> tuple[TicketCreated, bool]:
-    """Start the ticket's workflow (or find the one its external_ref already started).
+    """Start the ticket's workflow (or find the one its intake key already started).
     Returns the ticket and whether this call opened it. Shared by every intake channel."""
-    ticket_id = ticket_id_for(body.external_ref)
+    ticket_id = ticket_id_for(intake_key)
     workflow_id = workflow_id_for(ticket_id)
+    if intake_key:
+        # The read model outlives Temporal's retention of closed workflows: a ref used long
+        # ago still answers with its ticket instead of opening a second one.
+        row = await db.run(readmodel.get_ticket_by_intake_key, intake_key)
+        if row is not None:
+            return _same_ref(readmodel.ticket_public(row), body, ticket_id), False
     inp = TicketInput(
-        **body.model_dump(), ticket_id=ticket_id, opened_at=utcnow(), conversation_id=conversation_id,
-        opening_message_id=opening_message_id,
+        **body.model_dump(), ticket_id=ticket_id, intake_key=intake_key, opened_at=utcnow(),
+        conversation_id=conversation_id, opening_message_id=opening_message_id,
         policy=TicketPolicy(auto_close_after=settings.auto_close_after,
                             customer_reply_timeout=settings.customer_reply_timeout,
                             stale_claim_after=settings.stale_claim_after, auto_assign=settings.auto_assign,
@@ -108,43 +165,64 @@ async def open_ticket(
         existing = await _existing_ticket(db, client, ticket_id)
         if existing is None:  # the id is taken but the ticket is gone (history expired)
             raise HTTPException(status.HTTP_409_CONFLICT, "external_ref was used by a ticket that no longer exists")
-        if existing.customer_id != body.customer_id:
-            raise HTTPException(status.HTTP_409_CONFLICT, "external_ref is already used by another ticket")
-        return TicketCreated(id=ticket_id, status=existing.status, workflow_id=workflow_id), False
+        return _same_ref(existing, body, ticket_id), False
     # The workflow is the read model's only writer: its first step projects the ticket,
     # and until then reads of this ticket are answered by the workflow itself.
     return TicketCreated(id=ticket_id, status=TicketStatus.new, workflow_id=workflow_id), True
 
 
-@router.get("", response_model=TicketPage, summary="List tickets, newest first")
+def _same_ref(existing: TicketPublic, body: TicketCreate, ticket_id: str) -> TicketCreated:
+    if existing.customer_id != body.customer_id:
+        # The caller's own ref, reused for another customer: theirs to fix, no one else's data.
+        raise HTTPException(status.HTTP_409_CONFLICT, "you used this external_ref already for a ticket of another "
+                                                      "customer: send a new external_ref")
+    return TicketCreated(id=ticket_id, status=existing.status, workflow_id=existing.workflow_id)
+
+
+@router.get("", response_model=TicketPage, responses=answers(FORBIDDEN), summary="List tickets, newest first")
 async def list_tickets(
     user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
     status_: Annotated[TicketStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> TicketPage:
-    scope = require_scope(authorizer, user, "read", "ticket")
+    reach = require_reach(authorizer, user, "read", "ticket")
     items, next_cursor = await db.run(
         readmodel.list_tickets, limit=limit, cursor=cursor, status=status_.value if status_ else None,
-        customer_id=user.name if scope == "own" else None,
-        department=user.department if scope == "department" else None,
+        everything=reach.everything, departments=sorted(reach.departments),
+        customer_id=user.name if reach.own else None, assignee=user.name if reach.assigned else None,
     )
     return TicketPage(items=items, next_cursor=next_cursor)
 
 
-async def _readable_ticket(ticket_id: str, user, db, client, authorizer, action: str = "read") -> TicketPublic:  # noqa: ANN001
+def _ticket_resource(ticket: TicketPublic, assignees: tuple[str, ...] = ()) -> Resource:
+    return Resource("ticket", department=ticket.department, owner=ticket.customer_id, assignees=assignees)
+
+
+async def readable_ticket(ticket_id: str, user: Principal, db, client, authorizer: Authorizer) -> TicketPublic:  # noqa: ANN001
+    """The ticket if the caller may read it; 404 alike for unknown and foreign tickets."""
     ticket = await _existing_ticket(db, client, ticket_id)
     if ticket is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
-    require(authorizer, user, action, Resource("ticket", owner=ticket.customer_id, department=ticket.department))
-    return ticket
+        raise not_found("ticket", ticket_id)
+    if authorizer.allowed(user, "read", _ticket_resource(ticket)):
+        return ticket
+    # Agents also read tickets they hold a task on, whatever the department.
+    if authorizer.reach(user, "read", "ticket").assigned:
+        holders = await db.run(readmodel.ticket_assignees, ticket_id)
+        if authorizer.allowed(user, "read", _ticket_resource(ticket, holders)):
+            return ticket
+    raise not_found("ticket", ticket_id)
 
 
-@router.get("/{ticket_id}", response_model=TicketPublic, summary="A ticket's current state, conversation and timeline")
+@router.get("/{ticket_id}", response_model=TicketPublic | TicketCustomerView, responses=answers(NOT_FOUND),
+            summary="A ticket: the whole state for staff, the conversation and due times for its customer")
 async def get_ticket(
     ticket_id: str, user: CurrentUser, db: DbDep, client: TemporalDep, authorizer: AuthorizerDep
-) -> TicketPublic:
-    return await _readable_ticket(ticket_id, user, db, client, authorizer)
+) -> TicketPublic | TicketCustomerView:
+    ticket = await readable_ticket(ticket_id, user, db, client, authorizer)
+    if authorizer.is_customer_only(user):
+        return TicketCustomerView.of(ticket)
+    return ticket
 
 
 class MessageCreate(BaseModel):
@@ -159,13 +237,22 @@ class MessageAccepted(BaseModel):
     message_id: str
 
 
+async def _customers_ticket(ticket_id: str, user, db, client, authorizer) -> TicketPublic:  # noqa: ANN001
+    """A ticket the caller may speak on as its customer: staff who can read it get 403 (they
+    reply through tasks), everyone else 404."""
+    ticket = await readable_ticket(ticket_id, user, db, client, authorizer)
+    require(authorizer, user, "message", _ticket_resource(ticket))
+    return ticket
+
+
 @router.post("/{ticket_id}/messages", status_code=status.HTTP_202_ACCEPTED, response_model=MessageAccepted,
-             summary="Add a customer message (reopens a resolved ticket)")
+             responses=answers(FORBIDDEN, NOT_FOUND, CONFLICT),
+             summary="The customer adds a message (reopens a resolved ticket)")
 async def add_message(
     ticket_id: str, body: MessageCreate, user: CurrentUser, db: DbDep, client: TemporalDep,
     authorizer: AuthorizerDep,
 ) -> MessageAccepted:
-    row = await _readable_ticket(ticket_id, user, db, client, authorizer, action="message")
+    row = await _customers_ticket(ticket_id, user, db, client, authorizer)
     if row.status == TicketStatus.closed:
         raise HTTPException(status.HTTP_409_CONFLICT, "ticket is closed: open a new ticket instead")
     message_id = body.message_id or uuid.uuid4().hex
@@ -179,13 +266,19 @@ async def add_message(
     return MessageAccepted(ticket_id=ticket_id, message_id=message_id)
 
 
-@router.post("/{ticket_id}/feedback", status_code=status.HTTP_202_ACCEPTED,
+class FeedbackAccepted(BaseModel):
+    ticket_id: str
+    accepted: bool
+
+
+@router.post("/{ticket_id}/feedback", status_code=status.HTTP_202_ACCEPTED, response_model=FeedbackAccepted,
+             responses=answers(FORBIDDEN, NOT_FOUND, CONFLICT),
              summary="The customer's verdict on an automatic answer: helpful resolves, not helpful goes to an agent")
 async def give_feedback(
     ticket_id: str, body: CustomerFeedback, user: CurrentUser, db: DbDep, client: TemporalDep,
     authorizer: AuthorizerDep,
-) -> dict:
-    row = await _readable_ticket(ticket_id, user, db, client, authorizer, action="message")
+) -> FeedbackAccepted:
+    row = await _customers_ticket(ticket_id, user, db, client, authorizer)
     if row.status != TicketStatus.bot_answered:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"ticket is {row.status}: feedback is for tickets the FAQ bot answered")
@@ -195,4 +288,4 @@ async def give_feedback(
         if err.status == RPCStatusCode.NOT_FOUND:
             raise HTTPException(status.HTTP_409_CONFLICT, "ticket is closed") from err
         raise
-    return {"ticket_id": ticket_id, "accepted": True}
+    return FeedbackAccepted(ticket_id=ticket_id, accepted=True)

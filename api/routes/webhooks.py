@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import DbDep, SettingsDep, TemporalDep
-from api.routes.tickets import open_ticket
+from api.routes.tickets import intake_key_for, open_ticket
 from connectors.signing import SIGNATURE_HEADER, verify_signature
 from models import readmodel
 from models.customer360 import InboundChatMessage
@@ -30,6 +30,8 @@ class ChatWebhookAccepted(BaseModel):
 
 
 @router.post("/chat", status_code=status.HTTP_202_ACCEPTED, response_model=ChatWebhookAccepted,
+             responses={401: {"description": "The signature is missing, does not match the body, or is too old."},
+                        404: {"description": "The chat webhook is disabled (no shared secret is configured)."}},
              summary="A chat message: a new ticket, or a message on the customer's open ticket in that conversation")
 async def chat_message(request: Request, db: DbDep, client: TemporalDep, settings: SettingsDep) -> ChatWebhookAccepted:
     secret = settings.messaging_webhook_secret
@@ -68,8 +70,10 @@ async def chat_message(request: Request, db: DbDep, client: TemporalDep, setting
         channel=Channel.chat,
         order_id=order.group(0).upper() if order else None,
         # a redelivered webhook carries the same message id: same ticket, nothing new
-        external_ref=f"chat:{msg.conversation_id}:{msg.message_id}",
+        external_ref=f"{msg.conversation_id}:{msg.message_id}",
     )
+    # The webhook's refs live in their own namespace: no API caller can take one first.
     created, _ = await open_ticket(body, db=db, client=client, settings=settings,
+                                   intake_key=intake_key_for("webhook:chat", body.external_ref),
                                    conversation_id=msg.conversation_id, opening_message_id=msg.message_id)
     return ChatWebhookAccepted(ticket_id=created.id, action="opened")

@@ -25,9 +25,11 @@ from activities.routing import (
 from api.main import create_app
 from harness import eventually, ticket_body
 from models import readmodel
+from policies.store import add_department, create_user, grant, revoke
 from models.agent import AgentUpsert
 from models.routing import OfferRequest, RouteRequest
-from models.task import ClaimTask, Task, TaskSnapshot, TaskStatus
+from models.task import Task, TaskSnapshot, TaskStatus
+from workflow_fakes import claim_request
 from models.ticket import Priority
 from routing import Presence, TaskRequirements
 from settings import Settings
@@ -59,15 +61,24 @@ class FakeWorkflow:
         return self.tasks
 
 
+def new_queue(db) -> str:
+    name = f"q-{uuid.uuid4().hex[:10]}"
+    db.call(add_department, "tests", name)
+    return name
+
+
 @pytest.fixture
 def queue(db):
     """A queue of its own; its seeded rows go afterwards, so no other test's inbox sees them."""
-    name = f"q-{uuid.uuid4().hex[:10]}"
+    name = new_queue(db)
     yield name
     db.call(lambda s: s.execute(delete(Task).where(Task.queue == name, Task.workflow_id.like(f"ticket-{name}-%"))))
 
 
 def agent(db, agent_id: str, queue: str, *, capacity: int = 5, presence: Presence = Presence.online, **fields):
+    """An agent who may work `queue` (the membership) and whose profile names it."""
+    db.call(create_user, "tests", agent_id)
+    db.call(grant, "tests", agent_id, "agent", queue)
     db.call(readmodel.upsert_agent, agent_id, AgentUpsert(queues=[queue], capacity=capacity, **fields))
     db.call(readmodel.set_presence, agent_id, presence)
 
@@ -137,6 +148,21 @@ async def test_nobody_fits_leaves_the_row_alone(db, queue):
     assert (decision.agent_id, decision.code) == (None, "no_agent_online")
     assert "none is online" in decision.reason
     assert (row(db, task.task_id).status, row(db, task.task_id).assignee) == ("open", None)
+
+
+async def test_only_agents_who_may_work_the_queue_are_offered_its_tasks(db, queue):
+    """The profile names the queue, but the membership decides: one source of truth."""
+    ana, bob = f"{queue}-ana", f"{queue}-bob"
+    agent(db, ana, queue)
+    agent(db, bob, queue)
+    db.call(revoke, "tests", ana, "agent", queue)
+    routing = RoutingActivities(db, NoTemporal())
+    for task in seed(db, queue, 2):
+        assert (await routing.route_task(route_request(task))).agent_id == bob
+    db.call(revoke, "tests", bob, "agent", queue)
+    task = snapshot(queue, 9)
+    db.call(readmodel.upsert_task, task)
+    assert (await routing.route_task(route_request(task))).agent_id is None
 
 
 async def test_a_claimed_row_is_checked_with_the_workflow_before_it_is_overwritten(db, queue):
@@ -214,7 +240,7 @@ async def workflow_task(client, task: Task) -> TaskSnapshot | None:
 
 
 async def test_an_agent_coming_online_is_offered_the_most_urgent_waiting_tasks(dev_env, db, tickets):
-    client, queue = dev_env.client, f"q-{uuid.uuid4().hex[:10]}"
+    client, queue = dev_env.client, new_queue(db)
     ana = f"{queue}-ana"
     agent(db, ana, queue, capacity=2, presence=Presence.offline)
     low, urgent, high = await open_tickets(tickets, db, queue, [Priority.low, Priority.urgent,
@@ -235,7 +261,7 @@ async def test_an_agent_coming_online_is_offered_the_most_urgent_waiting_tasks(d
 
 
 async def test_a_task_claimed_by_hand_meanwhile_is_skipped_not_an_error(dev_env, db, tickets):
-    client, queue = dev_env.client, f"q-{uuid.uuid4().hex[:10]}"
+    client, queue = dev_env.client, new_queue(db)
     ana = f"{queue}-ana"
     agent(db, ana, queue, capacity=5, presence=Presence.offline)
     first, second = await open_tickets(tickets, db, queue, [Priority.normal, Priority.normal])
@@ -244,7 +270,7 @@ async def test_a_task_claimed_by_hand_meanwhile_is_skipped_not_an_error(dev_env,
     reservations = db.call(offer_in_transaction, [queue])
     assert {r.task_id for r in reservations} == {first.id, second.id}
     await client.get_workflow_handle(first.workflow_id).execute_update(
-        TicketWorkflow.claim_task, ClaimTask(task_id=first.id, agent="zed"))
+        TicketWorkflow.claim_task, claim_request(task_id=first.id, agent="zed"))
     result = await assign_reserved(db, client, reservations)
 
     assert result.assigned == {second.id: ana}
@@ -254,12 +280,12 @@ async def test_a_task_claimed_by_hand_meanwhile_is_skipped_not_an_error(dev_env,
 
 
 async def test_releasing_an_agent_hands_back_only_their_tasks(dev_env, db, tickets):
-    client, queue = dev_env.client, f"q-{uuid.uuid4().hex[:10]}"
+    client, queue = dev_env.client, new_queue(db)
     ana, bob = f"{queue}-ana", f"{queue}-bob"
     tasks = await open_tickets(tickets, db, queue, [Priority.normal] * 3)
     for task, holder in zip(tasks, [ana, ana, bob]):
         await client.get_workflow_handle(task.workflow_id).execute_update(
-            TicketWorkflow.claim_task, ClaimTask(task_id=task.id, agent=holder))
+            TicketWorkflow.claim_task, claim_request(task_id=task.id, agent=holder))
 
     released = await release_agent_tasks(db, client, ana, reason=f"{ana} went offline")
 

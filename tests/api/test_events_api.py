@@ -6,53 +6,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 
-from api.auth import create_token
-from api.main import create_app
 from api.routes import events as events_module
 from api.routes.events import _events
-from harness import eventually, open_task_for, ticket_body
+import harness
+from harness import eventually, open_task_for, queue_name, ticket_body
 from models.auth import Role
 from models.db import DatabaseUnavailable, utcnow
 from models.events import ChangeEvent
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # pytest owns the signals
-        yield
-
-
-@pytest.fixture
-async def served(stack) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
-    """The stack's API behind a real HTTP server; yields a client for it and the app."""
-    app = create_app(stack.settings, db=stack.db, temporal=stack.client)
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
-                                    timeout_graceful_shutdown=1))
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: _started(server), timeout=10, interval=0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            yield http, app
-    finally:
-        server.should_exit = True
-        await task
-
-
-async def _started(server) -> bool:
-    return server.started
-
-
 def person(stack, role: Role, department: str = "") -> dict[str, str]:
-    token = stack.db.call(create_token, user=f"{role.value}-{uuid.uuid4().hex[:8]}", role=role, department=department)
-    return {"Authorization": f"Bearer {token}"}
+    return harness.person(stack.db, role, department)[1]
 
 
 class Stream:
@@ -110,7 +79,7 @@ async def new_task(stack, queue: str, **overrides) -> dict:
 
 async def test_a_claim_shows_on_the_agents_stream_and_not_on_another_departments(stack, served):
     http, _ = served
-    mine, theirs = f"q{uuid.uuid4().hex[:8]}", f"q{uuid.uuid4().hex[:8]}"
+    mine, theirs = queue_name(stack.db), queue_name(stack.db)
     agent, outsider = person(stack, Role.agent, mine), person(stack, Role.agent, theirs)
     async with stream(http, agent) as a_stream, stream(http, outsider) as o_stream:
         task = await new_task(stack, mine)
@@ -129,7 +98,7 @@ async def test_a_claim_shows_on_the_agents_stream_and_not_on_another_departments
 
 async def test_supervisors_see_every_queue_and_may_narrow_it(stack, served):
     http, _ = served
-    first, second = f"q{uuid.uuid4().hex[:8]}", f"q{uuid.uuid4().hex[:8]}"
+    first, second = queue_name(stack.db), queue_name(stack.db)
     async with stream(http, stack.as_("sam")) as everything, stream(http, stack.as_("sam"), queue=second) as narrow:
         a, b = await new_task(stack, first), await new_task(stack, second)
         await everything.until(is_task(a["id"], "open"))
@@ -140,7 +109,7 @@ async def test_supervisors_see_every_queue_and_may_narrow_it(stack, served):
 
 async def test_customers_follow_only_their_own_tickets(stack, served):
     http, _ = served
-    queue = f"q{uuid.uuid4().hex[:8]}"
+    queue = queue_name(stack.db)
     async with stream(http, stack.as_("cust-1")) as own:
         other = await stack.http.post("/tickets", json=ticket_body(customer_id="cust-2", department=queue),
                                       headers=stack.as_("admin"))
@@ -156,7 +125,7 @@ async def test_customers_follow_only_their_own_tickets(stack, served):
 
 async def test_a_client_resumes_where_it_left_off(stack, served):
     http, _ = served
-    queue = f"q{uuid.uuid4().hex[:8]}"
+    queue = queue_name(stack.db)
     agent = person(stack, Role.agent, queue)
     async with stream(http, agent) as first:
         task = await new_task(stack, queue)
@@ -181,7 +150,7 @@ async def test_a_client_resumes_where_it_left_off(stack, served):
 async def test_heartbeats_keep_a_quiet_stream_open(stack, served, monkeypatch):
     monkeypatch.setattr(events_module, "HEARTBEAT_SECONDS", 0.2)
     http, _ = served
-    async with stream(http, person(stack, Role.agent, f"q{uuid.uuid4().hex[:8]}")) as quiet:
+    async with stream(http, person(stack, Role.agent, queue_name(stack.db))) as quiet:
         async def beat():
             line = await anext(quiet.lines)
             return line == ": keep-alive"
@@ -191,7 +160,7 @@ async def test_heartbeats_keep_a_quiet_stream_open(stack, served, monkeypatch):
 
 async def test_one_tailer_serves_every_stream_and_stops_when_they_leave(stack, served):
     http, app = served
-    queue = f"q{uuid.uuid4().hex[:8]}"
+    queue = queue_name(stack.db)
     headers = [person(stack, Role.agent, queue) for _ in range(5)]
     async with contextlib.AsyncExitStack() as streams:
         opened = [await streams.enter_async_context(stream(http, h)) for h in headers]
@@ -226,7 +195,7 @@ async def test_the_feed_starts_behind_its_newest_changes_so_a_late_commit_is_not
     lower id can appear after a higher one. The tailer starts a little behind the newest
     events; a change committed just before a stream joins still reaches it."""
     http, app = served
-    queue = f"q{uuid.uuid4().hex[:8]}"
+    queue = queue_name(stack.db)
     stack.db.call(lambda s: s.add(ChangeEvent(at=utcnow(), kind="task", ticket_id="late", task_id="late-task",
                                               queue=queue, status="open", revision=1, payload={})))
     async with stream(http, stack.as_("sam"), queue=queue) as s:

@@ -6,19 +6,19 @@ import asyncio
 
 from sqlmodel import func, select
 
-from harness import eventually, open_task_for, ticket_body, unique_ref
+from harness import eventually, open_task_for, staff_ticket_body, ticket_body, unique_ref
 from models.ticket import Ticket
 
 
 async def test_open_ticket_starts_workflow_and_is_readable(stack):
-    r = await stack.http.post("/tickets", json=ticket_body(order_id="ORD-1"), headers=stack.as_("cust-1"))
+    r = await stack.http.post("/tickets", json=staff_ticket_body(order_id="ORD-1"), headers=stack.as_("admin"))
     assert r.status_code == 201, r.text
     created = r.json()
     assert created["status"] == "new" and created["workflow_id"] == f"ticket-{created['id']}"
 
     r = await stack.http.get(f"/tickets/{created['id']}", headers=stack.as_("cust-1"))
     assert r.status_code == 200
-    assert r.json()["order_id"] == "ORD-1"
+    assert r.json()["order_id"] == "ORD-1" and "timeline" not in r.json()  # the customer's view
 
     task = await open_task_for(stack, created["id"])
     assert task["queue"] == "logistics" and task["context"]["order_id"] == "ORD-1"
@@ -37,7 +37,7 @@ async def test_open_ticket_starts_workflow_and_is_readable(stack):
 async def test_same_external_ref_returns_same_ticket_even_when_racing(stack):
     ref = unique_ref()
     responses = await asyncio.gather(
-        *[stack.http.post("/tickets", json=ticket_body(external_ref=ref), headers=stack.as_("cust-1"))
+        *[stack.http.post("/tickets", json=staff_ticket_body(external_ref=ref), headers=stack.as_("admin"))
           for _ in range(12)]
     )
     codes = sorted(r.status_code for r in responses)
@@ -53,11 +53,22 @@ async def test_same_external_ref_returns_same_ticket_even_when_racing(stack):
     assert sum(t["ticket_id"] == ticket_id for t in r.json()["items"]) == 1
 
 
-async def test_external_ref_of_another_customer_is_refused(stack):
+async def test_refs_are_private_to_each_caller(stack):
+    """Another caller's equal ref opens another ticket: no 409 tells anyone it exists."""
     ref = unique_ref()
-    assert (await stack.http.post("/tickets", json=ticket_body(external_ref=ref), headers=stack.as_("cust-1"))).status_code == 201
-    r = await stack.http.post("/tickets", json=ticket_body(customer_id="cust-2", external_ref=ref),
-                              headers=stack.as_("cust-2"))
+    first = await stack.http.post("/tickets", json=ticket_body(external_ref=ref), headers=stack.as_("cust-1"))
+    other = await stack.http.post("/tickets", json=ticket_body(customer_id="cust-2", external_ref=ref),
+                                  headers=stack.as_("cust-2"))
+    assert (first.status_code, other.status_code) == (201, 201)
+    assert first.json()["id"] != other.json()["id"]
+
+
+async def test_a_callers_own_ref_reused_for_another_customer_is_409(stack):
+    ref = unique_ref()
+    assert (await stack.http.post("/tickets", json=staff_ticket_body(external_ref=ref),
+                                  headers=stack.as_("admin"))).status_code == 201
+    r = await stack.http.post("/tickets", json=staff_ticket_body(customer_id="cust-2", external_ref=ref),
+                              headers=stack.as_("admin"))
     assert r.status_code == 409 and "external_ref" in r.json()["detail"]
 
 
@@ -96,9 +107,9 @@ async def test_customers_see_only_their_own_tickets(stack):
     assert {t["customer_id"] for t in listed} == {"cust-1"}
     assert mine in {t["id"] for t in listed} and theirs not in {t["id"] for t in listed}
 
-    assert (await stack.http.get(f"/tickets/{theirs}", headers=stack.as_("cust-1"))).status_code == 403
+    assert (await stack.http.get(f"/tickets/{theirs}", headers=stack.as_("cust-1"))).status_code == 404
     r = await stack.http.post(f"/tickets/{theirs}/messages", json={"text": "hi"}, headers=stack.as_("cust-1"))
-    assert r.status_code == 403
+    assert r.status_code == 404
     r = await stack.http.post("/tickets", json=ticket_body(customer_id="cust-2"), headers=stack.as_("cust-1"))
     assert r.status_code == 403
 
@@ -144,7 +155,7 @@ async def test_status_filter(stack):
 
 
 async def test_message_on_resolved_ticket_reopens_it(stack):
-    ticket_id = (await stack.http.post("/tickets", json=ticket_body(), headers=stack.as_("cust-1"))).json()["id"]
+    ticket_id = (await stack.http.post("/tickets", json=staff_ticket_body(), headers=stack.as_("admin"))).json()["id"]
     task = await open_task_for(stack, ticket_id)
     assert (await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("ana"))).status_code == 200
     r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "resolve", "reply": "Sent today."},

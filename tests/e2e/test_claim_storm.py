@@ -17,6 +17,7 @@ from api.auth import create_token
 from api.main import create_app
 from harness import eventually, ticket_body
 from models.auth import Role
+from policies.store import add_department
 from settings import Settings
 from worker import build_worker
 from workflows.ticket import TicketWorkflow
@@ -31,6 +32,7 @@ async def test_two_thousand_concurrent_claims_give_each_task_exactly_one_agent(d
     settings = Settings(database_url=db.url, task_queue=task_queue, faq_enabled=False)
     app = create_app(settings, db=db, temporal=dev_env.client)
     queue = f"storm{uuid.uuid4().hex[:8]}"
+    db.call(add_department, "tests", queue)
     agents = {f"{queue}-agent{i:02d}": db.call(create_token, user=f"{queue}-agent{i:02d}", role=Role.agent,
                                              department=queue) for i in range(N_AGENTS)}
     admin = {"Authorization": f"Bearer {tokens['admin']}"}

@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import func, select
 
 from api.main import create_app
-from harness import eventually, ticket_body
+from harness import eventually, staff_ticket_body
 from models.task import Task
 from models.ticket import Ticket
 from settings import Settings
@@ -51,7 +51,7 @@ async def test_sigkilled_worker_loses_no_ticket_and_duplicates_no_row(dev_env, d
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
             responses = await asyncio.gather(*[
-                http.post("/tickets", json=ticket_body(subject=f"crash test {i}"), headers=admin)
+                http.post("/tickets", json=staff_ticket_body(subject=f"crash test {i}"), headers=admin)
                 for i in range(N_TICKETS)
             ])
             assert all(r.status_code == 201 for r in responses), [r.text for r in responses if r.status_code != 201]

@@ -19,10 +19,10 @@ from temporalio.worker import Replayer, Worker
 
 from cli.embedded import temporal_test_server
 from models.faq import FaqDecision, FaqMatch, FaqQuery, FaqResult
-from models.task import ClaimTask, CompleteTask, TaskOutcome
+from models.task import TaskOutcome
 from models.ticket import CustomerFeedback, TicketInput, TicketPolicy
 from policies.sla import load_sla_config
-from workflow_fakes import FakeReadModel, open_task
+from workflow_fakes import FakeReadModel, claim_request, completion, open_task
 from temporalio import activity
 from worker import WORKFLOWS
 from workflows.ticket import TicketWorkflow
@@ -81,8 +81,8 @@ async def test_record_histories(task_queue):
             h = await env.client.start_workflow(TicketWorkflow.run, _input("recorded-agent", faq_enabled=False),
                                                 id="ticket-recorded-agent", task_queue=task_queue)
             task = await open_task(h)
-            await h.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
-            await h.execute_update(TicketWorkflow.complete_task, CompleteTask(
+            await h.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent="ana"))
+            await h.execute_update(TicketWorkflow.complete_task, completion(
                 task_id=task.task_id, agent="ana", outcome=TaskOutcome.resolve, reply="It arrives tomorrow."))
             await h.result()
             (HISTORIES / "ticket_resolved_by_agent.json").write_text((await h.fetch_history()).to_json())

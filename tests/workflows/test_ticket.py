@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -14,12 +15,21 @@ from temporalio.worker import Worker
 
 from cli.embedded import temporal_test_server
 
-from models.task import AddNote, ClaimTask, CompleteTask, ReleaseTask, TaskOutcome, TaskStatus
+from models.task import ClaimTask, CompleteTask, RefundDecision, TaskOutcome, TaskStatus
 from models.ticket import CustomerMessage, Priority, TicketInput, TicketPolicy, TicketSnapshot, TicketStatus
 from sla import BusinessCalendar, SlaPolicy, SlaTarget
 from sla.config import SlaConfig
 from sla.policy import MoveToQueue, Notify, RaisePriority
-from workflow_fakes import FakeReadModel, open_task, work_task
+from workflow_fakes import (
+    FakeReadModel,
+    allow,
+    claim_request,
+    completion,
+    note_request,
+    open_task,
+    release_request,
+    work_task,
+)
 from workflows.ticket import TicketWorkflow, workflow_id_for
 
 
@@ -69,13 +79,13 @@ async def test_agent_resolves_then_ticket_closes_after_quiet_period(started):
     task = await open_task(handle)
     assert task.queue == "logistics" and task.status == TaskStatus.open
 
-    claimed = await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
+    claimed = await handle.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent="ana"))
     assert claimed.status == TaskStatus.claimed and claimed.assignee == "ana"
     assert (await handle.query(TicketWorkflow.state)).status == TicketStatus.in_progress
 
     await handle.execute_update(
         TicketWorkflow.complete_task,
-        CompleteTask(task_id=task.task_id, agent="ana", outcome=TaskOutcome.resolve, reply="It arrives tomorrow."),
+        completion(task_id=task.task_id, agent="ana", outcome=TaskOutcome.resolve, reply="It arrives tomorrow."),
     )
     result: TicketSnapshot = await handle.result()  # skips the 72h quiet period
 
@@ -107,32 +117,58 @@ async def test_customer_message_before_auto_close_reopens(started, time_env):
     assert second.task_id != task.task_id
 
 
+async def test_an_update_without_the_apis_decision_is_refused_and_writes_nothing(started):
+    """Sent straight through Temporal, with no authorization or someone else's, an action is
+    refused by the validator: nothing lands in the history."""
+    start, _ = started
+    handle = await start()
+    task = await open_task(handle)
+    before = len((await handle.fetch_history()).events)
+    for request in (ClaimTask(task_id=task.task_id, agent="mallory"),
+                    ClaimTask(task_id=task.task_id, agent="mallory", authorization=allow("claim", "ana")),
+                    ClaimTask(task_id=task.task_id, agent="mallory",
+                              authorization=allow("claim", "mallory").model_copy(update={"allowed": False}))):
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await handle.execute_update(TicketWorkflow.claim_task, request)
+        assert err.value.cause.type == "Unauthorized" and "through the ticketflow API" in str(err.value.cause)
+    await handle.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent="ana"))
+    refund = RefundDecision(amount=Decimal("5"), reason="late")
+    without_refund_right = CompleteTask(task_id=task.task_id, agent="ana", outcome=TaskOutcome.resolve, reply="x",
+                                        refund=refund, authorization=[allow("complete", "ana")])
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update(TicketWorkflow.complete_task, without_refund_right)
+    assert err.value.cause.type == "Unauthorized" and "refund" in str(err.value.cause)
+    state = await handle.query(TicketWorkflow.state)
+    assert [e.kind for e in state.timeline].count("task_claimed") == 1
+    assert len((await handle.fetch_history()).events) > before  # the one allowed claim
+
+
 async def test_second_claim_and_foreign_completion_are_refused_and_change_nothing(started):
     start, _ = started
     handle = await start()
     task = await open_task(handle)
-    await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
+    await handle.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent="ana"))
     before = await handle.query(TicketWorkflow.state)
 
     with pytest.raises(WorkflowUpdateFailedError) as err:
-        await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="bob"))
+        await handle.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent="bob"))
     assert err.value.cause.type == "TaskConflict" and "claimed by ana" in str(err.value.cause)
 
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await handle.execute_update(
             TicketWorkflow.complete_task,
-            CompleteTask(task_id=task.task_id, agent="bob", outcome=TaskOutcome.resolve, reply="x"),
+            completion(task_id=task.task_id, agent="bob", outcome=TaskOutcome.resolve, reply="x"),
         )
     assert err.value.cause.type == "TaskConflict"
 
     with pytest.raises(WorkflowUpdateFailedError) as err:
-        await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id="nope", agent="bob"))
+        await handle.execute_update(TicketWorkflow.claim_task, claim_request(task_id="nope", agent="bob"))
     assert err.value.cause.type == "TaskNotFound"
 
     after = await handle.query(TicketWorkflow.state)
     assert after.revision == before.revision  # rejected updates wrote nothing
     # the same agent claiming again is harmless
-    again = await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
+    again = await handle.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent="ana"))
     assert again.assignee == "ana"
 
 
@@ -143,7 +179,7 @@ async def test_completing_an_unclaimed_task_is_refused(started):
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await handle.execute_update(
             TicketWorkflow.complete_task,
-            CompleteTask(task_id=task.task_id, agent="ana", outcome=TaskOutcome.resolve, reply="x"),
+            completion(task_id=task.task_id, agent="ana", outcome=TaskOutcome.resolve, reply="x"),
         )
     assert "claim it before completing" in str(err.value.cause)
 
@@ -152,11 +188,11 @@ async def test_release_puts_task_back_in_queue(started):
     start, fake = started
     handle = await start()
     task = await open_task(handle)
-    await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
-    released = await handle.execute_update(TicketWorkflow.release_task, ReleaseTask(task_id=task.task_id, agent="ana"))
+    await handle.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent="ana"))
+    released = await handle.execute_update(TicketWorkflow.release_task, release_request(task_id=task.task_id, agent="ana"))
     assert released.status == TaskStatus.open and released.assignee is None
     assert fake.tasks[task.task_id].status == TaskStatus.open
-    claimed = await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="bob"))
+    claimed = await handle.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent="bob"))
     assert claimed.assignee == "bob"
 
 
@@ -272,7 +308,7 @@ async def test_a_note_keeps_a_claim_fresh(started, time_env):
     await wait_for(handle, lambda s: s.status == TicketStatus.in_progress)
     task_id = next(iter(fake.tasks))
     await time_env.sleep(timedelta(minutes=20))
-    await handle.execute_update(TicketWorkflow.add_note, AddNote(task_id=task_id, author="ana", text="calling carrier"))
+    await handle.execute_update(TicketWorkflow.add_note, note_request(task_id=task_id, author="ana", text="calling carrier"))
     await time_env.sleep(timedelta(minutes=20))  # 40 min after the claim, 20 after the note
     state = await handle.query(TicketWorkflow.state)
     assert "task_released" not in [e.kind for e in state.timeline]
@@ -287,7 +323,7 @@ async def test_offline_agents_task_is_rerouted(started):
     task_id = next(iter(fake.tasks))
     # what the API does when ana goes offline
     await handle.execute_update(TicketWorkflow.release_task,
-                                ReleaseTask(task_id=task_id, agent="ana", reason="ana went offline"))
+                                release_request(task_id=task_id, agent="ana", reason="ana went offline"))
     await wait_for(handle, lambda s: [e.kind for e in s.timeline].count("task_assigned") == 2)
     assert fake.tasks[task_id].assignee == "bob"
 
@@ -332,11 +368,11 @@ async def test_sla_pauses_while_waiting_on_the_customer(started, time_env):
     start, fake = started
     handle = await start(sla=sla_config(timedelta(hours=1), timedelta(hours=2), [RaisePriority()]))
     task = await open_task(handle)
-    await handle.execute_update(TicketWorkflow.claim_task, ClaimTask(task_id=task.task_id, agent="ana"))
+    await handle.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent="ana"))
     await time_env.sleep(timedelta(minutes=25))  # inside the 30 min before a claim goes stale
     await handle.execute_update(
         TicketWorkflow.complete_task,
-        CompleteTask(task_id=task.task_id, agent="ana", outcome=TaskOutcome.ask_customer, reply="Which address?"),
+        completion(task_id=task.task_id, agent="ana", outcome=TaskOutcome.ask_customer, reply="Which address?"),
     )
     await wait_for(handle, lambda s: s.status == TicketStatus.waiting_customer)
     await time_env.sleep(timedelta(hours=5))  # well past the 2h resolution budget, but paused
