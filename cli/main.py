@@ -84,11 +84,16 @@ def api(
 
 
 @app.command()
-def sandbox(seed: int = 7) -> None:
-    """Serve the sandbox ERP (SOAP), carrier, helpdesk and messaging systems on loopback."""
-    from sandbox.__main__ import main as sandbox_main
+def sandbox(seed: Annotated[int, typer.Option(help="Seed of the demo data the systems serve.")] = 7) -> None:
+    """Serve the sandbox ERP (SOAP), carrier, helpdesk and messaging systems on loopback.
 
-    raise typer.Exit(sandbox_main(["--seed", str(seed)]))
+    They listen on TICKETFLOW_SANDBOX_PORT and the three ports after it, as under `ticketflow up`.
+    """
+    from sandbox.run import SERVICES, main as sandbox_main
+
+    base = get_settings().sandbox_port
+    ports = [arg for i, name in enumerate(SERVICES) for arg in (f"--{name}-port", str(base + i))]
+    raise typer.Exit(sandbox_main(["--seed", str(seed), *ports]))
 
 
 @app.command()
