@@ -180,3 +180,9 @@ def test_refund_limits_are_policy_data(stack):
     assert authorizer.refund_limit(Principal(name="sam"), "billing") == Decimal("500")
     assert authorizer.refund_limit(Principal(name="ana"), "billing") is None
     assert authorizer.refund_limit(Principal(name="aud"), "logistics") is None
+
+
+async def test_a_profile_names_only_queues_the_agent_may_work(stack):
+    r = await stack.http.put("/agents/gil", json={"queues": ["billing", "logistics"]}, headers=stack.as_("sam"))
+    assert r.status_code == 422 and "gil holds no role that works tasks of logistics" in r.json()["detail"][0]["msg"]
+    assert (await stack.http.put("/agents/gil", json={"queues": ["billing"]}, headers=stack.as_("sam"))).is_success
