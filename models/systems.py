@@ -57,10 +57,12 @@ class RefundRequest(BaseModel):
         description="Derived from the ticket and the decision (e.g. '<ticket>:<task>:refund'), never random: "
         "every retry of the same decision must carry the same key, so the ERP refunds once."
     )
-    department: str = Field(default="", description="The ticket's department (the scope of the refund policy).")
-    decided_by: str = Field(description="Name of the agent who decided the refund.")
-    decided_by_role: str = Field(default="agent", description="Role of that agent: agent, supervisor or admin.")
-    decided_by_department: str = Field(default="", description="That agent's department; empty for generalists.")
+    department: str = Field(default="", description="The department whose queue the deciding task was in: the "
+                            "scope in which the API checked the refund, and the activity checks it again.")
+    decided_by: str = Field(description="Name of the user who decided the refund; their roles come from the policy.")
+    # Recorded by histories before roles came from the policy; never read for a decision.
+    decided_by_role: str = Field(default="agent", description="Unused: kept so older histories still decode.")
+    decided_by_department: str = Field(default="", description="Unused: kept so older histories still decode.")
 
 
 class RefundLookup(BaseModel):

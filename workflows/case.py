@@ -650,9 +650,8 @@ class CaseWorkflow:
             return False
         result = await issue_refund(RefundRequest(
             ticket_id=s.ticket_id, customer_id=s.customer_id, order_id=order_id, amount=decision.amount,
-            reason=decision.reason, idempotency_key=f"{task.task_id}:refund", department=s.department,
-            decided_by=decided.agent, decided_by_role=decided.agent_role,
-            decided_by_department=decided.agent_department,
+            reason=decision.reason, idempotency_key=f"{task.task_id}:refund", department=task.queue,
+            decided_by=decided.agent,
         ))
         if isinstance(result, SystemFailure):
             self.record("refund_failed", f"{result.error_type}: {result.message}", task_id=task.task_id,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from sqlmodel import func, select
 
 from harness import eventually, open_task_for, staff_ticket_body, ticket_body, unique_ref
-from models.ticket import Ticket
+from api.routes.tickets import intake_key_for, ticket_id_for
+from models import readmodel
+from models.ticket import Ticket, TicketSnapshot
+from workflows.ticket import workflow_id_for
 
 
 async def test_open_ticket_starts_workflow_and_is_readable(stack):
@@ -175,3 +179,21 @@ async def test_message_on_resolved_ticket_reopens_it(stack):
     await eventually(lambda: status_is("awaiting_agent"))
     second = await open_task_for(stack, ticket_id)
     assert second["id"] != task["id"]
+
+
+async def test_a_repeated_ref_finds_its_ticket_after_temporal_forgot_the_workflow(stack):
+    """Temporal deletes closed workflows after the namespace's retention; the read model keeps
+    the ticket, so a late retry still answers with it instead of opening another. (The state
+    after retention: the ticket's row, and no workflow of that id in Temporal.)"""
+    ref = unique_ref()
+    key = intake_key_for("user:cust-1", ref)
+    ticket_id = ticket_id_for(key)
+    now = datetime.now(UTC)
+    closed = TicketSnapshot(ticket_id=ticket_id, workflow_id=workflow_id_for(ticket_id), customer_id="cust-1",
+                            subject="Old", body="Long ago", channel="web", order_id=None, priority="normal",
+                            department="general", external_ref=ref, intake_key=key, status="closed",
+                            opened_at=now, updated_at=now, revision=9)
+    stack.db.call(readmodel.upsert_ticket, closed)
+    again = await stack.http.post("/tickets", json=ticket_body(external_ref=ref), headers=stack.as_("cust-1"))
+    assert again.status_code == 200 and again.json() == {"id": ticket_id, "status": "closed",
+                                                         "workflow_id": workflow_id_for(ticket_id)}
