@@ -71,6 +71,23 @@ class Settings(BaseSettings):
         description="How far back GET /events can replay missed changes; older ones are deleted every hour.",
     )
 
+    payload_encryption: bool = Field(
+        default=True,
+        description="Encrypt every payload and failure message ticketflow hands Temporal (AES-256-GCM).",
+    )
+    payload_keys: SecretStr | None = Field(
+        default=None,
+        description="Payload keys as `id:base64key,...`, newest last (it encrypts; all decrypt). Unset: the key file.",
+    )
+    payload_key_file: Path | None = Field(
+        default=None,
+        description="JSON key file (`ticketflow keys rotate` writes it). Unset: payload-keys.json in the data directory.",
+    )
+    codec_cors_origins: list[str] = Field(
+        default=["http://localhost:8233", "http://127.0.0.1:8233"],
+        description="Origins of Temporal Web UIs allowed to call the codec endpoint from the browser.",
+    )
+
     # External systems. A system whose URL is unset is not consulted at all.
     orders_system: str = Field(default="soap", description="Order system implementation (registered connector name).")
     orders_url: str | None = Field(default=None, description="Endpoint of the order system (the ERP's SOAP address).")

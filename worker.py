@@ -11,13 +11,13 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.notifications import NotificationActivities
 from activities.readmodel import ReadModelActivities
 from activities.routing import RoutingActivities
 from activities.systems import build_system_activities
+from encryption import data_converter
 from policies import Authorizer
 from models.db import Database
 from settings import Settings
@@ -34,7 +34,7 @@ async def connect(settings: Settings, address: str | None = None) -> Client:
     return await Client.connect(
         address or settings.temporal_address or f"127.0.0.1:{settings.temporal_port}",
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),  # encrypts what Temporal stores
     )
 
 

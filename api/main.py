@@ -13,14 +13,16 @@ from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.auth import TokenVerifier
-from api.routes import admin, agents, events, health, tasks, tickets, webhooks
+from api.routes import admin, agents, codec, events, health, tasks, tickets, webhooks
 from api.routes import faq
 from api.temporal import TemporalGateway, WorkflowEngineUnavailable, is_unavailable
+from encryption import data_converter
 from models.db import Database, DatabaseUnavailable
 from models.readmodel import InvalidCursor
 from policies import Authorizer
@@ -94,9 +96,16 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
     app.state.db = db or Database(settings.effective_database_url)
     app.state.authorizer = Authorizer.from_database(app.state.db)
     app.state.tokens = TokenVerifier(app.state.db)
+    # A client handed in (tests, embedding) brings its own converter; otherwise the
+    # deployment's, which encrypts payloads when keys are configured.
+    converter = temporal.data_converter if temporal is not None else data_converter(settings)
     app.state.temporal = TemporalGateway(
-        settings.temporal_address or f"127.0.0.1:{settings.temporal_port}", settings.temporal_namespace, temporal
+        settings.temporal_address or f"127.0.0.1:{settings.temporal_port}", settings.temporal_namespace, temporal,
+        converter=converter,
     )
+    app.state.codec = converter.payload_codec
+    app.add_middleware(CORSMiddleware, allow_origins=settings.codec_cors_origins, allow_methods=["POST"],
+                       allow_headers=["Authorization", "Content-Type", "X-Namespace"])
 
     @app.exception_handler(DatabaseUnavailable)
     async def _db_down(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
@@ -134,6 +143,7 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
     app.include_router(events.router)
     app.include_router(faq.router)
     app.include_router(admin.router)
+    app.include_router(codec.router)
     return app
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 
@@ -22,9 +22,11 @@ def is_unavailable(err: RPCError) -> bool:
 
 
 class TemporalGateway:
-    def __init__(self, address: str, namespace: str, client: Client | None = None) -> None:
+    def __init__(self, address: str, namespace: str, client: Client | None = None, *,
+                 converter: DataConverter | None = None) -> None:
         self.address = address
         self.namespace = namespace
+        self.converter = converter
         self._client = client
         self._lock = asyncio.Lock()
 
@@ -35,7 +37,7 @@ class TemporalGateway:
             if self._client is None:
                 try:
                     self._client = await asyncio.wait_for(
-                        Client.connect(self.address, namespace=self.namespace, data_converter=pydantic_data_converter),
+                        Client.connect(self.address, namespace=self.namespace, data_converter=self.converter),
                         timeout=5,
                     )
                 except Exception as exc:  # noqa: BLE001 - connection failures come in many types

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from encryption import data_converter
 from settings import get_settings
 
 history_app = typer.Typer(help="Read, export and replay a ticket's workflow history (for audits).",
@@ -30,12 +31,31 @@ async def _fetch(ticket_id: str) -> WorkflowHistory:
 
 def _payload_text(payloads) -> str:  # noqa: ANN001
     values = []
-    for p in payloads.payloads if payloads else []:
+    for p in _decoded(payloads.payloads if payloads else []):
         try:
             values.append(json.loads(p.data))
         except ValueError:
             values.append(f"<{len(p.data)} bytes>")
     return json.dumps(values[0] if len(values) == 1 else values, default=str)[:300]
+
+
+@lru_cache(maxsize=1)
+def _codec():  # noqa: ANN202
+    return data_converter(get_settings()).payload_codec
+
+
+def _decoded(payloads) -> list:  # noqa: ANN001
+    """Payloads as the workflow saw them: decrypted when the deployment encrypts."""
+    codec = _codec()
+    return codec.decode_sync(payloads) if codec is not None else list(payloads)
+
+
+def _failure_text(failure) -> str:  # noqa: ANN001
+    """A failure's message; encrypted deployments keep it in the encoded attributes."""
+    if failure.HasField("encoded_attributes"):
+        [attributes] = _decoded([failure.encoded_attributes])
+        return json.loads(attributes.data).get("message", failure.message)
+    return failure.message
 
 
 def describe(event) -> str:  # noqa: ANN001 - a temporal.api.history.v1.HistoryEvent
@@ -47,7 +67,7 @@ def describe(event) -> str:  # noqa: ANN001 - a temporal.api.history.v1.HistoryE
     elif event.HasField("activity_task_completed_event_attributes"):
         attrs = _payload_text(event.activity_task_completed_event_attributes.result)
     elif event.HasField("activity_task_failed_event_attributes"):
-        attrs = event.activity_task_failed_event_attributes.failure.message
+        attrs = _failure_text(event.activity_task_failed_event_attributes.failure)
     elif event.HasField("workflow_execution_signaled_event_attributes"):
         a = event.workflow_execution_signaled_event_attributes
         attrs = f"{a.signal_name} {_payload_text(a.input)}"
@@ -80,7 +100,7 @@ def export(ticket_id: str, output: Annotated[Path, typer.Option("--output", "-o"
 async def replay_history(history: WorkflowHistory) -> None:
     from worker import WORKFLOWS
 
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(get_settings()))
     await replayer.replay_workflow(history)
 
 

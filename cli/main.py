@@ -11,6 +11,7 @@ import typer
 from cli.access import department_app, policy_app, token_app, user_app
 from cli.faq import faq_app
 from cli.history import history_app
+from cli.keys import keys_app, require_keys
 from settings import get_settings
 
 app = typer.Typer(help="ticketflow: every customer issue as a durable Temporal workflow.", no_args_is_help=True,
@@ -23,6 +24,7 @@ app.add_typer(department_app, name="department")
 app.add_typer(db_app, name="db")
 app.add_typer(history_app, name="history")
 app.add_typer(faq_app, name="faq")
+app.add_typer(keys_app, name="keys")
 
 log = logging.getLogger("ticketflow")
 
@@ -50,12 +52,15 @@ def worker(
     """Run a worker against TICKETFLOW_TEMPORAL_ADDRESS (run as many as you need).
 
     It also makes sure the hourly housekeeping schedule exists and follows its settings.
+    Payloads are encrypted with the keys of TICKETFLOW_PAYLOAD_KEYS or the key file; it
+    refuses to start without them while TICKETFLOW_PAYLOAD_ENCRYPTION is on.
     """
     from migrations import upgrade
     from worker import run_worker
 
     _logging(verbose)
     settings = get_settings()
+    require_keys(settings)
     upgrade(settings.effective_database_url)
     asyncio.run(run_worker(settings, faq=faq))
 
@@ -75,6 +80,7 @@ def api(
 
     _logging(verbose)
     settings = get_settings()
+    require_keys(settings)
     upgrade(settings.effective_database_url)
     from api.main import SHUTDOWN_GRACE_SECONDS
 

@@ -123,6 +123,19 @@ async def _demo_tickets(base_url: str, token: str) -> None:
                 log.warning("demo ticket %s: %s %s", ticket["external_ref"], r.status_code, r.text)
 
 
+def _payload_keys(settings: Settings) -> str:
+    """One machine, one key file: made on the first start, kept in the data directory."""
+    from encryption.keys import ensure_key_file, key_file_path
+
+    if not settings.payload_encryption:
+        return "stored in Temporal unencrypted (TICKETFLOW_PAYLOAD_ENCRYPTION=false)"
+    if settings.payload_keys is not None:
+        return "encrypted with the keys of TICKETFLOW_PAYLOAD_KEYS"
+    path = key_file_path(settings)
+    created = ensure_key_file(path)
+    return f"encrypted with the keys in {path}" + (" (created now: back it up)" if created else "")
+
+
 async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     temporal_proc: subprocess.Popen | None = None
@@ -152,6 +165,7 @@ async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> in
 
         await asyncio.to_thread(upgrade, settings.effective_database_url)
         db = Database(settings.effective_database_url)
+        key_note = _payload_keys(settings)
         client = await connect(settings)
         api_url = f"http://{settings.api_host}:{settings.api_port}"
 
@@ -176,6 +190,7 @@ async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> in
                   flush=True)
         if sandbox is not None:
             print("  sandbox  " + "  ".join(f"{k}={v}" for k, v in sandbox.urls.items()), flush=True)
+        print(f"  payloads {key_note}", flush=True)
         if demo:
             await asyncio.to_thread(_demo_setup, db)
             tokens = await asyncio.to_thread(_demo_tokens, settings, db)

@@ -19,6 +19,9 @@ from models.auth import Role
 from models.db import Database
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Tests build their Temporal clients themselves (pydantic converter, no keys); the tests of
+# payload encryption, and of `ticketflow up`, turn it on explicitly.
+os.environ.setdefault("TICKETFLOW_PAYLOAD_ENCRYPTION", "false")
 POSTGRES_URL = os.environ.get("TICKETFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

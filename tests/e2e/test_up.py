@@ -58,8 +58,10 @@ class Up:
         self.api_port, temporal, ui, self.sandbox_port = base, base + 1, base + 2, base + 4
         self.data_dir, self.log = data_dir, log
         env = {k: v for k, v in os.environ.items()
-               if k not in ("TICKETFLOW_DATABASE_URL", "TICKETFLOW_TEMPORAL_ADDRESS")}
-        self.env = {**env, "TICKETFLOW_DATA_DIR": str(data_dir), "TICKETFLOW_API_PORT": str(self.api_port),
+               if k not in ("TICKETFLOW_DATABASE_URL", "TICKETFLOW_TEMPORAL_ADDRESS", "TICKETFLOW_PAYLOAD_KEYS",
+                            "TICKETFLOW_PAYLOAD_KEY_FILE")}
+        # As a newcomer runs it: payloads encrypted, with the key `up` makes on its first start.
+        self.env = {**env, "TICKETFLOW_PAYLOAD_ENCRYPTION": "true", "TICKETFLOW_DATA_DIR": str(data_dir), "TICKETFLOW_API_PORT": str(self.api_port),
                     "TICKETFLOW_TEMPORAL_PORT": str(temporal), "TICKETFLOW_TEMPORAL_UI_PORT": str(ui),
                     "TICKETFLOW_SANDBOX_PORT": str(self.sandbox_port), "HF_HUB_OFFLINE": "1"}
         self.proc: subprocess.Popen | None = None
@@ -160,8 +162,11 @@ async def test_up_serves_everything_stops_on_ctrl_c_and_carries_on_at_the_next_s
         assert await up.interrupt() == 0
         await asyncio.wait_for(console, 10)  # the open stream did not hold the stop up
         assert "Traceback" not in up.output(), up.output()
+        keys = (up.data_dir / "payload-keys.json").read_text()
+        assert "payload-keys.json (created now: back it up)" in up.log.read_text()
 
         await up.start()
+        assert (up.data_dir / "payload-keys.json").read_text() == keys  # the same key, not a new one
         assert up.tokens() == tokens  # the same demo people
         async with httpx.AsyncClient(base_url=up.url, timeout=30) as http:
             after = await tickets(http, admin)
