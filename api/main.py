@@ -15,6 +15,8 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -135,15 +137,26 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
         return JSONResponse({"detail": [{"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}]},
                             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
-    app.include_router(health.router)
-    app.include_router(tickets.router)
-    app.include_router(tasks.router)
-    app.include_router(webhooks.router)
-    app.include_router(agents.router)
-    app.include_router(events.router)
-    app.include_router(faq.router)
-    app.include_router(admin.router)
-    app.include_router(codec.router)
+    routers = [health.router, tickets.router, tasks.router, webhooks.router, agents.router, events.router,
+               faq.router, admin.router, codec.router]
+    for router in routers:
+        app.include_router(router)
+    routes = [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == "There was an error parsing the body":
+            # A body that is not JSON is the same kind of mistake as JSON of the wrong shape.
+            return JSONResponse({"detail": [{"loc": ["body"], "msg": "the body is not valid JSON",
+                                             "type": "json_invalid"}]},
+                                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+        headers = dict(exc.headers or {})
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            # Each method of a path is its own route, and the router names only the first
+            # one it tried: say every method the path serves.
+            methods = {m for r in routes if r.path_regex.match(request.url.path) for m in r.methods}
+            headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
     return app
 
 
