@@ -42,7 +42,7 @@ from models.db import utcnow
 from models.enums import Priority
 from models.events import ChangeEvent
 from models.task import Task, TaskPublic, TaskSnapshot
-from models.ticket import Ticket, TicketPublic, TicketSnapshot, TicketSummary
+from models.ticket import ChatConversation, Ticket, TicketPublic, TicketSnapshot, TicketSummary
 from routing.models import Presence
 
 
@@ -158,13 +158,21 @@ def get_ticket(session: Session, ticket_id: str) -> Ticket | None:
     return session.get(Ticket, ticket_id)
 
 
-def open_ticket_for_conversation(session: Session, customer_id: str, conversation_id: str) -> Ticket | None:
-    """The customer's newest ticket in this chat conversation that is not closed yet."""
-    q = (select(Ticket)
-         .where(Ticket.customer_id == customer_id, Ticket.conversation_id == conversation_id,
-                Ticket.status != "closed")
-         .order_by(Ticket.opened_at.desc()).limit(1))  # type: ignore[union-attr]
-    return session.exec(q).scalars().first()  # type: ignore[call-overload]
+def conversation_ticket(session: Session, conversation_id: str, customer_id: str, candidate: str) -> str:
+    """The ticket id the conversation's messages go to: the one recorded, or `candidate`,
+    recorded now if there is none (of racing first messages, one inserts; all read it)."""
+    values = dict(customer_id=customer_id, conversation_id=conversation_id, ticket_id=candidate, updated_at=utcnow())
+    session.exec(_insert(session, ChatConversation).values(**values).on_conflict_do_nothing())  # type: ignore[call-overload]
+    row = session.get(ChatConversation, (customer_id, conversation_id))
+    assert row is not None
+    return row.ticket_id
+
+
+def roll_conversation_ticket(session: Session, conversation_id: str, closed_ticket_id: str) -> None:
+    """Forget a closed ticket for its conversation, unless another message already did."""
+    c = ChatConversation.__table__.c
+    session.exec(delete(ChatConversation).where(c.conversation_id == conversation_id,  # type: ignore[call-overload]
+                                                c.ticket_id == closed_ticket_id))
 
 
 def get_ticket_by_intake_key(session: Session, intake_key: str) -> Ticket | None:

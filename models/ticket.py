@@ -249,3 +249,15 @@ class TicketSummary(BaseModel):
 class TicketPage(BaseModel):
     items: list[TicketSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+
+
+class ChatConversation(SQLModel, table=True):
+    """The ticket a chat conversation's messages go to now. Claimed by the conversation's
+    first message, moved on to a new ticket when that one is closed."""
+
+    __tablename__ = "chat_conversation"
+
+    customer_id: str = SQLField(primary_key=True, max_length=100)
+    conversation_id: str = SQLField(primary_key=True, max_length=200)
+    ticket_id: str = SQLField(max_length=64)
+    updated_at: datetime

@@ -9,8 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from temporalio.client import WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import (
@@ -28,63 +26,29 @@ from api.deps import (
     require,
     require_reach,
 )
+from api.intake import existing_ticket, intake_key_for, open_ticket
 from models import readmodel
 from models.auth import Principal
-from models.db import utcnow
 from models.ticket import (
     CustomerFeedback,
     CustomerMessage,
     TicketCreate,
     TicketCreated,
     TicketCustomerView,
-    TicketInput,
     TicketPage,
-    TicketPolicy,
     TicketPublic,
-    TicketSnapshot,
     TicketStatus,
 )
 from policies import Authorizer, Resource
-from policies.sla import load_sla_config
 from policies.store import departments as list_departments
-from workflows.ticket import TicketWorkflow, workflow_id_for
+from workflows.ticket import TicketWorkflow
 
 log = logging.getLogger("ticketflow.api.tickets")
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
-# Ticket ids for requests with an external_ref are derived from the intake key (the caller
-# and its ref), so every retry of the same request addresses the same workflow id and
-# Temporal itself refuses a second start.
-EXTERNAL_REF_NAMESPACE = uuid.UUID("6f1c2b1e-5d0e-4a53-9a43-3c1f1b7d8e21")
 # What only staff may decide at intake: it buys priority or picks who works the ticket. A
 # customer's tier comes from the order system and the department from triage.
 TRIAGE_FIELDS = ("priority", "department", "skills", "customer_tier")
-
-
-def intake_key_for(scope: str, external_ref: str | None) -> str | None:
-    """`scope` is whose refs these are (`user:<name>`, `chat`): two scopes never meet."""
-    return f"{scope}:{external_ref}" if external_ref else None
-
-
-def ticket_id_for(intake_key: str | None) -> str:
-    if intake_key:
-        return uuid.uuid5(EXTERNAL_REF_NAMESPACE, intake_key).hex
-    return uuid.uuid4().hex
-
-
-async def _existing_ticket(db, client, ticket_id: str) -> TicketPublic | None:  # noqa: ANN001
-    """The ticket from the read model or, if it opened moments ago and its workflow has not
-    projected it yet, from the workflow itself."""
-    row = await db.run(readmodel.get_ticket, ticket_id)
-    if row is not None:
-        return readmodel.ticket_public(row)
-    try:
-        snap: TicketSnapshot = await client.get_workflow_handle(workflow_id_for(ticket_id)).query(TicketWorkflow.state)
-    except RPCError as err:
-        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-            return None
-        raise
-    return TicketPublic.model_validate({**snap.model_dump(), "id": snap.ticket_id})
 
 
 async def known_departments(request: Request, db, authorizer: Authorizer) -> set[str]:  # noqa: ANN001
@@ -131,54 +95,6 @@ async def create_ticket(
     return created
 
 
-async def open_ticket(
-    body: TicketCreate, *, db, client, settings, intake_key: str | None,  # noqa: ANN001
-    conversation_id: str | None = None, opening_message_id: str | None = None,
-) -> tuple[TicketCreated, bool]:
-    """Start the ticket's workflow (or find the one its intake key already started).
-    Returns the ticket and whether this call opened it. Shared by every intake channel."""
-    ticket_id = ticket_id_for(intake_key)
-    workflow_id = workflow_id_for(ticket_id)
-    if intake_key:
-        # The read model outlives Temporal's retention of closed workflows: a ref used long
-        # ago still answers with its ticket instead of opening a second one.
-        row = await db.run(readmodel.get_ticket_by_intake_key, intake_key)
-        if row is not None:
-            return _same_ref(readmodel.ticket_public(row), body, ticket_id), False
-    inp = TicketInput(
-        **body.model_dump(), ticket_id=ticket_id, intake_key=intake_key, opened_at=utcnow(),
-        conversation_id=conversation_id, opening_message_id=opening_message_id,
-        policy=TicketPolicy(auto_close_after=settings.auto_close_after,
-                            customer_reply_timeout=settings.customer_reply_timeout,
-                            stale_claim_after=settings.stale_claim_after, auto_assign=settings.auto_assign,
-                            faq_enabled=settings.faq_enabled, faq_task_queue=settings.faq_task_queue,
-                            bot_answer_timeout=settings.bot_answer_timeout),
-        sla=load_sla_config(settings.sla_config_file),
-    )
-    try:
-        await client.start_workflow(
-            TicketWorkflow.run, inp, id=workflow_id, task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        )
-    except WorkflowAlreadyStartedError:
-        existing = await _existing_ticket(db, client, ticket_id)
-        if existing is None:  # the id is taken but the ticket is gone (history expired)
-            raise HTTPException(status.HTTP_409_CONFLICT, "external_ref was used by a ticket that no longer exists")
-        return _same_ref(existing, body, ticket_id), False
-    # The workflow is the read model's only writer: its first step projects the ticket,
-    # and until then reads of this ticket are answered by the workflow itself.
-    return TicketCreated(id=ticket_id, status=TicketStatus.new, workflow_id=workflow_id), True
-
-
-def _same_ref(existing: TicketPublic, body: TicketCreate, ticket_id: str) -> TicketCreated:
-    if existing.customer_id != body.customer_id:
-        # The caller's own ref, reused for another customer: theirs to fix, no one else's data.
-        raise HTTPException(status.HTTP_409_CONFLICT, "you used this external_ref already for a ticket of another "
-                                                      "customer: send a new external_ref")
-    return TicketCreated(id=ticket_id, status=existing.status, workflow_id=existing.workflow_id)
-
-
 @router.get("", response_model=TicketPage, responses=answers(FORBIDDEN), summary="List tickets, newest first")
 async def list_tickets(
     user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
@@ -201,7 +117,7 @@ def _ticket_resource(ticket: TicketPublic, assignees: tuple[str, ...] = ()) -> R
 
 async def readable_ticket(ticket_id: str, user: Principal, db, client, authorizer: Authorizer) -> TicketPublic:  # noqa: ANN001
     """The ticket if the caller may read it; 404 alike for unknown and foreign tickets."""
-    ticket = await _existing_ticket(db, client, ticket_id)
+    ticket = await existing_ticket(db, client, ticket_id)
     if ticket is None:
         raise not_found("ticket", ticket_id)
     if authorizer.allowed(user, "read", _ticket_resource(ticket)):

@@ -7,15 +7,11 @@ import re
 
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ValidationError
-from temporalio.service import RPCError, RPCStatusCode
-
 from api.deps import DbDep, SettingsDep, TemporalDep
-from api.routes.tickets import intake_key_for, open_ticket
+from api import intake
 from connectors.signing import SIGNATURE_HEADER, verify_signature
-from models import readmodel
 from models.customer360 import InboundChatMessage
 from models.ticket import Channel, CustomerMessage, TicketCreate
-from workflows.ticket import TicketWorkflow
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -31,7 +27,8 @@ class ChatWebhookAccepted(BaseModel):
 
 @router.post("/chat", status_code=status.HTTP_202_ACCEPTED, response_model=ChatWebhookAccepted,
              responses={401: {"description": "The signature is missing, does not match the body, or is too old."},
-                        404: {"description": "The chat webhook is disabled (no shared secret is configured)."}},
+                        404: {"description": "The chat webhook is disabled (no shared secret is configured)."},
+                        409: {"description": "The conversation's ticket was closing; deliver the message again."}},
              summary="A chat message: a new ticket, or a message on the customer's open ticket in that conversation")
 async def chat_message(request: Request, db: DbDep, client: TemporalDep, settings: SettingsDep) -> ChatWebhookAccepted:
     secret = settings.messaging_webhook_secret
@@ -48,32 +45,18 @@ async def chat_message(request: Request, db: DbDep, client: TemporalDep, setting
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in err.errors()])
 
-    existing = await db.run(readmodel.open_ticket_for_conversation, msg.customer_id, msg.conversation_id)
-    if existing is not None:
-        try:
-            await client.get_workflow_handle(existing.workflow_id).signal(
-                TicketWorkflow.customer_message,
-                CustomerMessage(message_id=msg.message_id, text=msg.text, sent_at=msg.sent_at),
-            )
-            return ChatWebhookAccepted(ticket_id=existing.id, action="appended")
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-            # closed in the meantime: the message opens a new ticket below
-
     order = ORDER_ID.search(msg.text)
-    first_line = msg.text.strip().splitlines()[0]
+    first_line = (msg.text.strip().splitlines() or [""])[0]
     body = TicketCreate(
         customer_id=msg.customer_id,
         subject=first_line[:120] or "Chat message",
         body=msg.text,
         channel=Channel.chat,
         order_id=order.group(0).upper() if order else None,
-        # a redelivered webhook carries the same message id: same ticket, nothing new
         external_ref=f"{msg.conversation_id}:{msg.message_id}",
     )
-    # The webhook's refs live in their own namespace: no API caller can take one first.
-    created, _ = await open_ticket(body, db=db, client=client, settings=settings,
-                                   intake_key=intake_key_for("webhook:chat", body.external_ref),
-                                   conversation_id=msg.conversation_id, opening_message_id=msg.message_id)
-    return ChatWebhookAccepted(ticket_id=created.id, action="opened")
+    # A redelivered webhook carries the same message id: the workflow keeps it once.
+    ticket_id, opened = await intake.chat_message(
+        body, CustomerMessage(message_id=msg.message_id, text=msg.text, sent_at=msg.sent_at),
+        conversation_id=msg.conversation_id, db=db, client=client, settings=settings)
+    return ChatWebhookAccepted(ticket_id=ticket_id, action="opened" if opened else "appended")

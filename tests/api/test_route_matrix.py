@@ -120,6 +120,8 @@ def requests(world: dict) -> dict[tuple[str, str], tuple[str, dict]]:
         ("PUT", "/admin/policy"): {"json": {"policy": world["policy"]}},
         ("POST", "/admin/tokens"): {"json": {"user": "matrix-user"}},
         ("POST", "/admin/tokens/{token_id}/rotate"): {"json": {}},
+        ("POST", "/codec/decode"): {"json": {"payloads": []}},
+        ("POST", "/codec/encode"): {"json": {"payloads": []}},
     }
     return calls
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlmodel import func, select
 
 from harness import eventually, open_task_for, staff_ticket_body, ticket_body, unique_ref
-from api.routes.tickets import intake_key_for, ticket_id_for
+from api.intake import intake_key_for, ticket_id_for
 from models import readmodel
 from models.ticket import Ticket, TicketSnapshot
 from workflows.ticket import workflow_id_for
