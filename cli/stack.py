@@ -136,6 +136,39 @@ def _payload_keys(settings: Settings) -> str:
     return f"encrypted with the keys in {path}" + (" (created now: back it up)" if created else "")
 
 
+# How long a stopping worker may take to finish its running activities.
+WORKER_STOP_SECONDS = 30
+
+
+def _banner(settings: Settings, api_url: str, embedded: bool, sandbox, key_note: str) -> None:  # noqa: ANN001
+    print(f"\nticketflow is up\n  API      {api_url}  (OpenAPI docs at {api_url}/docs)", flush=True)
+    if embedded:
+        print(f"  Temporal 127.0.0.1:{settings.temporal_port}  (Web UI at http://127.0.0.1:{settings.temporal_ui_port})",
+              flush=True)
+    if sandbox is not None:
+        print("  sandbox  " + "  ".join(f"{k}={v}" for k, v in sandbox.urls.items()), flush=True)
+    print(f"  payloads {key_note}", flush=True)
+
+
+async def _demo(settings: Settings, db: Database, api_url: str, stopping) -> None:  # noqa: ANN001
+    """Demo people, knowledge base and tickets, once; each step skipped once a stop began."""
+    await asyncio.to_thread(_demo_setup, db)
+    if stopping():
+        return
+    tokens = await asyncio.to_thread(_demo_tokens, settings, db)
+    if stopping():
+        return
+    try:
+        await _demo_tickets(api_url, tokens["admin"])
+    except httpx.HTTPError:
+        if stopping():  # the API stopped under us: the tickets are opened at the next start
+            return
+        raise
+    print(f"  demo tokens (also in {settings.data_dir / 'demo-tokens.json'}):", flush=True)
+    for user, token in tokens.items():
+        print(f"    {user:<10} {token}", flush=True)
+
+
 async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     temporal_proc: subprocess.Popen | None = None
@@ -178,36 +211,29 @@ async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> in
             loop.add_signal_handler(signum, lambda: setattr(server, "should_exit", True))
         worker_task = asyncio.create_task(run_worker(settings, client, stop_worker, faq=settings.faq_enabled))
         api_task = asyncio.create_task(server.serve())
-        while not server.started:
-            if api_task.done():
-                await api_task
-                return 1
-            await asyncio.sleep(0.05)
-
-        print(f"\nticketflow is up\n  API      {api_url}  (OpenAPI docs at {api_url}/docs)", flush=True)
-        if temporal_proc is not None:
-            print(f"  Temporal 127.0.0.1:{settings.temporal_port}  (Web UI at http://127.0.0.1:{settings.temporal_ui_port})",
-                  flush=True)
-        if sandbox is not None:
-            print("  sandbox  " + "  ".join(f"{k}={v}" for k, v in sandbox.urls.items()), flush=True)
-        print(f"  payloads {key_note}", flush=True)
-        if demo:
-            await asyncio.to_thread(_demo_setup, db)
-            tokens = await asyncio.to_thread(_demo_tokens, settings, db)
-            await _demo_tickets(api_url, tokens["admin"])
-            print(f"  demo tokens (also in {settings.data_dir / 'demo-tokens.json'}):", flush=True)
-            for user, token in tokens.items():
-                print(f"    {user:<10} {token}", flush=True)
-        print("Ctrl-C stops everything; state is kept for the next start.\n", flush=True)
-
-        done, _ = await asyncio.wait({worker_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        stop_worker.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await api_task
-        await worker_task
-        await db.aclose()
-        return 0
+        try:
+            while not server.started:
+                if api_task.done():
+                    await api_task
+                    return 1
+                await asyncio.sleep(0.05)
+            _banner(settings, api_url, temporal_proc is not None, sandbox, key_note)
+            if demo and not server.should_exit:
+                await _demo(settings, db, api_url, stopping=lambda: server.should_exit)
+            if not server.should_exit:
+                print("Ctrl-C stops everything; state is kept for the next start.\n", flush=True)
+            await asyncio.wait({worker_task, api_task}, return_when=asyncio.FIRST_COMPLETED)
+            return 0
+        finally:
+            # Whatever ended the run (Ctrl-C at any moment, a failed step): the API and the
+            # worker stop while Temporal is still there to say goodbye to.
+            server.should_exit = True
+            stop_worker.set()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(api_task, SHUTDOWN_GRACE_SECONDS + 5)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(worker_task, WORKER_STOP_SECONDS)
+            await db.aclose()
     finally:
         if sandbox is not None:
             sandbox.stop()

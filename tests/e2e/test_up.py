@@ -191,3 +191,28 @@ async def test_up_serves_everything_stops_on_ctrl_c_and_carries_on_at_the_next_s
         assert await up.interrupt() == 0
     finally:
         up.kill()
+
+
+@pytest.mark.slow
+async def test_ctrl_c_while_the_demo_is_being_set_up_stops_up(tmp_path):
+    """Ctrl-C in the first seconds, while `up` opens the demo: it used to print "stopped"
+    and then hang for good, the worker cancelled after Temporal was gone."""
+    up = Up(tmp_path / "var", tmp_path / "up.log")
+    try:
+        up.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up"], cwd=ROOT, env=up.env,
+                                   stdout=up.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+        async def answering() -> bool:
+            assert up.proc.poll() is None, up.output()
+            try:
+                async with httpx.AsyncClient(timeout=1) as http:
+                    return (await http.get(f"{up.url}/healthz")).status_code in (200, 503)
+            except httpx.HTTPError:
+                return False
+
+        await eventually(answering, timeout=START_TIMEOUT, interval=0.05)
+        assert "demo tokens" not in up.log.read_text()  # still setting the demo up
+        assert await up.interrupt() == 0
+        assert "Traceback" not in up.output(), up.output()
+    finally:
+        up.kill()
