@@ -12,6 +12,7 @@ from cli.access import department_app, policy_app, token_app, user_app
 from cli.faq import faq_app
 from cli.history import history_app
 from cli.keys import keys_app, require_keys
+from cli.logs import LogFormat, configure
 from settings import get_settings
 
 app = typer.Typer(help="ticketflow: every customer issue as a durable Temporal workflow.", no_args_is_help=True,
@@ -29,9 +30,8 @@ app.add_typer(keys_app, name="keys")
 log = logging.getLogger("ticketflow")
 
 
-def _logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+Verbose = Annotated[bool, typer.Option(help="Also the debug lines, and every request and migration step.")]
+LogFormatOption = Annotated[LogFormat, typer.Option(help="text for people; json: one object per line, for collectors.")]
 
 
 @db_app.command("upgrade")
@@ -47,7 +47,8 @@ def db_upgrade() -> None:
 @app.command()
 def worker(
     faq: Annotated[bool, typer.Option("--faq/--no-faq", help="Also answer FAQ questions (loads the model).")] = False,
-    verbose: bool = False,
+    verbose: Verbose = False,
+    log_format: LogFormatOption = LogFormat.text,
 ) -> None:
     """Run a worker against TICKETFLOW_TEMPORAL_ADDRESS (run as many as you need).
 
@@ -58,7 +59,7 @@ def worker(
     from migrations import upgrade
     from worker import run_worker
 
-    _logging(verbose)
+    configure(verbose=verbose, log_format=log_format)
     settings = get_settings()
     require_keys(settings)
     upgrade(settings.effective_database_url)
@@ -68,7 +69,8 @@ def worker(
 @app.command()
 def api(
     workers: Annotated[int, typer.Option(min=1, help="API processes sharing the port (they share nothing else).")] = 1,
-    verbose: bool = False,
+    verbose: Verbose = False,
+    log_format: LogFormatOption = LogFormat.text,
 ) -> None:
     """Serve the HTTP API on TICKETFLOW_API_HOST:TICKETFLOW_API_PORT.
 
@@ -78,14 +80,15 @@ def api(
 
     from migrations import upgrade
 
-    _logging(verbose)
+    configure(verbose=verbose, log_format=log_format)
     settings = get_settings()
     require_keys(settings)
     upgrade(settings.effective_database_url)
     from api.main import SHUTDOWN_GRACE_SECONDS
 
+    # log_config=None: uvicorn logs through the handler configured above (text or JSON).
     uvicorn.run("api.main:app_from_settings", factory=True, workers=workers, host=settings.api_host,
-                port=settings.api_port, log_level="info" if verbose else "warning",
+                port=settings.api_port, log_level="info" if verbose else "warning", log_config=None,
                 timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
 
 
@@ -107,13 +110,14 @@ def up(
     demo: Annotated[bool, typer.Option(help="Create demo tokens and tickets on first start.")] = True,
     sandbox_systems: Annotated[bool, typer.Option("--sandbox/--no-sandbox",
                                                   help="Start the sandbox external systems.")] = True,
-    verbose: bool = False,
+    verbose: Verbose = False,
+    log_format: LogFormatOption = LogFormat.text,
 ) -> None:
     """Run everything on one machine: Temporal, sandbox systems, a worker and the API.
 
     Temporal is embedded unless TICKETFLOW_TEMPORAL_ADDRESS is set. Ctrl-C stops it all; state persists in the data directory, so the next `up` carries on where this one stopped.
     """
-    _logging(verbose)
+    configure(verbose=verbose, log_format=log_format)
     from cli.stack import run_stack
 
     raise typer.Exit(asyncio.run(run_stack(get_settings(), demo=demo, with_sandbox=sandbox_systems)))

@@ -163,6 +163,8 @@ async def test_up_serves_everything_stops_on_ctrl_c_and_carries_on_at_the_next_s
         await asyncio.wait_for(console, 10)  # the open stream did not hold the stop up
         assert "Traceback" not in up.output(), up.output()
         keys = (up.data_dir / "payload-keys.json").read_text()
+        printed = up.log.read_text()
+        assert "HTTP Request:" not in printed and "setup plugin" not in printed  # no line per request or plugin
         assert "payload-keys.json (created now: back it up)" in up.log.read_text()
 
         await up.start()
