@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/gather.py
 	$(BIN)/python bench/faq.py
 	$(BIN)/python bench/inbox.py
+	$(BIN)/python bench/authz.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
