@@ -140,8 +140,8 @@ class CasbinRule(SQLModel, table=True):
 
 
 class PolicyVersion(SQLModel, table=True):
-    """One row: bumped by every change to rules, memberships, users or tokens. Every API
-    process and worker polls it and reloads when it moves."""
+    """One row: bumped by every change to rules or memberships. Every API process and worker
+    polls it and reloads its policy when it moves."""
 
     __tablename__ = "policy_version"
 

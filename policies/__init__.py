@@ -161,12 +161,35 @@ class _Snapshot:
         return False, None, (), ""
 
 
+# Snapshots are never changed once made, so every authorizer of a process on the same
+# database shares the one of the version in force (an API process and its worker, apps in
+# tests) instead of each loading it again.
+_shared: dict[str, _Snapshot] = {}
+_shared_lock = threading.Lock()
+
+
+def _snapshot_of(db: Database, version: int) -> _Snapshot:
+    from policies.store import policy_adapter
+
+    with _shared_lock:
+        known = _shared.get(db.url)
+        if known is not None and known.version == version:
+            return known
+    snapshot = _Snapshot(new_enforcer(policy_adapter(db)), version)
+    with _shared_lock:
+        known = _shared.get(db.url)
+        if known is None or known.version < version:
+            _shared[db.url] = snapshot
+    return snapshot
+
+
 class Authorizer:
     """Answers from the policy as last loaded. Built from the database (production) or
     from the files in this folder (tests, tools that run without a database)."""
 
-    def __init__(self, enforcer: casbin.Enforcer, *, version: int = 0, db: Database | None = None) -> None:
-        self._snapshot = _Snapshot(enforcer, version)
+    def __init__(self, enforcer: casbin.Enforcer | _Snapshot, *, version: int = 0, db: Database | None = None
+                 ) -> None:
+        self._snapshot = enforcer if isinstance(enforcer, _Snapshot) else _Snapshot(enforcer, version)
         self._db = db
         self._checked_at = time.monotonic()
         self._reload_lock = threading.Lock()
@@ -180,11 +203,10 @@ class Authorizer:
         """The policy in the database. A database that is down now does not stop the process
         from starting: it denies everything until the first reload succeeds."""
         from models.db import DatabaseUnavailable
-        from policies.store import current_version, policy_adapter
+        from policies.store import current_version
 
         try:
-            version = db.call(current_version)
-            return cls(new_enforcer(policy_adapter(db)), version=version, db=db)
+            return cls(_snapshot_of(db, db.call(current_version)), db=db)
         except DatabaseUnavailable as exc:
             log.warning("policy not loaded, the database is unreachable (everything is denied until it is): %s", exc)
             return cls(new_enforcer(None), version=-1, db=db)
@@ -230,14 +252,11 @@ class Authorizer:
         if version == self._snapshot.version:
             return False
         assert self._db is not None
-        from policies.store import policy_adapter
-
         with self._reload_lock:
             if version == self._snapshot.version:
                 return False
-            enforcer = new_enforcer(policy_adapter(self._db))
             # Swapped whole: a request in flight finishes on the snapshot it started with.
-            self._snapshot = _Snapshot(enforcer, version)
+            self._snapshot = _snapshot_of(self._db, version)
             log.info("policy version %d loaded", version)
             return True
 

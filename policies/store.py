@@ -81,8 +81,14 @@ def _bump(session: Session) -> int:
     return current_version(session)
 
 
+# Changes to what Casbin loads (rules, memberships): every process reloads its policy when
+# one lands. Users, tokens and departments are read where they are used (token lookups are
+# cached 2 s), so their changes record the version in force without making everyone reload.
+RELOADING_ACTIONS = frozenset({"membership.grant", "membership.revoke", "policy.import"})
+
+
 def _audit(session: Session, actor: str, action: str, subject: str, before: Any, after: Any) -> int:
-    version = _bump(session)
+    version = _bump(session) if action in RELOADING_ACTIONS else current_version(session)
     session.add(AccessAudit(at=utcnow(), actor=actor, action=action, subject=subject, before=before, after=after,
                             policy_version=version))
     return version

@@ -1,9 +1,10 @@
 """Administration of access: users, departments, memberships, policy rules, tokens and the
 access audit. Admins write; admins and auditors read.
 
-Every change goes through `policies.store`, which writes its audit row and bumps the policy
-version in the same transaction: a refused change (422, 404, 409) leaves nothing behind,
-and an accepted one is in force in every process within seconds."""
+Every change goes through `policies.store`, which writes its audit row (and, for rules and
+memberships, bumps the policy version) in the same transaction: a refused change (422,
+404, 409) leaves nothing behind, and an accepted one is in force in every process within
+seconds."""
 
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ class DepartmentPublic(DepartmentBase):
 
 
 class PolicyPublic(BaseModel):
-    version: int = Field(description="Moves with every change to rules, memberships, users or tokens.")
+    version: int = Field(description="Moves with every change to rules or memberships.")
     rules: list[list[str]] = Field(description="`p, ROLE, OBJECT, ACTION, SCOPE, LIMIT` and `g, ROLE, ROLE, *`, "
                                                "as in policies/policy.csv.")
 

@@ -51,14 +51,14 @@ router = APIRouter(prefix="/tickets", tags=["tickets"])
 TRIAGE_FIELDS = ("priority", "department", "skills", "customer_tier")
 
 
-async def known_departments(request: Request, db, authorizer: Authorizer) -> set[str]:  # noqa: ANN001
-    """Department names, remembered per policy version (adding one bumps it)."""
+async def known_departments(request: Request, db, name: str) -> set[str]:  # noqa: ANN001
+    """Department names, remembered by the process; asked again when `name` is not among
+    them, so a department added a moment ago is known at once."""
     state = request.app.state
-    cached = getattr(state, "departments", None)
-    if cached is None or cached[0] != authorizer.version:
-        names = {d.name for d in await db.run(list_departments)}
-        cached = state.departments = (authorizer.version, names)
-    return cached[1]
+    cached: set[str] | None = getattr(state, "departments", None)
+    if cached is None or name not in cached:
+        cached = state.departments = {d.name for d in await db.run(list_departments)}
+    return cached
 
 
 def _unknown_department(name: str, known: set[str]) -> HTTPException:
@@ -85,7 +85,7 @@ async def create_ticket(
     if triaged and not authorizer.allowed(user, "triage", Resource("ticket", department=body.department)):
         raise forbidden(user, "triage", "ticket", why=f"only staff set {', '.join(triaged)} (leave them out: the "
                                                       "tier comes from the order system, the department from triage)")
-    known = await known_departments(request, db, authorizer)
+    known = await known_departments(request, db, body.department)
     if body.department not in known:
         raise _unknown_department(body.department, known)
     created, is_new = await open_ticket(body, db=db, client=client, settings=settings,
