@@ -15,8 +15,13 @@ export TRANSFORMERS_OFFLINE := 1
 up: $(STAMP)
 	$(BIN)/ticketflow up
 
+# The integration tests run in a process of their own: they serve the sandbox systems from
+# inside the test process, and after the rest of the suite in that process its ERP has
+# answered slowly enough for gathers to record gaps the tests do not expect (cause not yet
+# found; run on their own they pass).
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --ignore=tests/integration
+	$(BIN)/python -m pytest $(PYTEST_ARGS) tests/integration
 
 install: $(STAMP)
 
