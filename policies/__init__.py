@@ -118,6 +118,9 @@ def _inherit_by_rules(enforcer: casbin.Enforcer) -> dict[tuple[str, ...], tuple[
     return origins
 
 
+_CASBIN = threading.Lock()
+
+
 @dataclass
 class _Snapshot:
     """One loaded version of the policy, with its decisions remembered (a cold Casbin check
@@ -155,7 +158,11 @@ class _Snapshot:
         as_subjects = replace(resource, owner=USER_SUBJECT + resource.owner if resource.owner else "",
                               assignees=tuple(USER_SUBJECT + a for a in resource.assignees))
         for domain in domains:
-            allowed, rule = self.enforcer.enforce_ex(subject, domain, resource.kind, action, as_subjects)
+            # One enforce at a time per process: Casbin compiles matchers with `ast`, and
+            # CPython 3.11 can fail ("AST constructor recursion depth mismatch") when two
+            # threads (the API's loop, a worker's activity, a reload) do that at once.
+            with _CASBIN:
+                allowed, rule = self.enforcer.enforce_ex(subject, domain, resource.kind, action, as_subjects)
             if allowed:
                 return True, rule[0], self.origins.get(tuple(rule), tuple(rule)), domain
         return False, None, (), ""
@@ -175,7 +182,8 @@ def _snapshot_of(db: Database, version: int) -> _Snapshot:
         known = _shared.get(db.url)
         if known is not None and known.version == version:
             return known
-    snapshot = _Snapshot(new_enforcer(policy_adapter(db)), version)
+    with _CASBIN:
+        snapshot = _Snapshot(new_enforcer(policy_adapter(db)), version)
     with _shared_lock:
         known = _shared.get(db.url)
         if known is None or known.version < version:
