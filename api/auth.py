@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from models.auth import Principal, Role
 from models.db import Database
-from policies.store import TOKEN_PREFIX, hash_token, principal_for_token, token_for
+from policies.store import TOKEN_PREFIX, hash_token, token_for, user_for_token
 
 # A revoked or expired token, or a disabled user, stops working within this many seconds in
 # every API process.
@@ -41,8 +41,8 @@ class TokenVerifier:
         hit = self._cache.get(key)
         if hit and hit[0] > now:
             return hit[1]
-        found = await self.db.run(principal_for_token, token)
-        principal = Principal(name=found[0], token_id=found[1]) if found else None
+        user = await self.db.run(user_for_token, key)
+        principal = Principal(name=user) if user else None
         if len(self._cache) >= self.max_entries:
             self._cache.clear()
         self._cache[key] = (now + self.ttl_s, principal)

@@ -3,7 +3,6 @@ every route gives the same way."""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
@@ -37,11 +36,7 @@ async def get_authorizer(request: Request) -> Authorizer:
     (checked at most every `policy_refresh_seconds`, so a change is in force everywhere
     within seconds)."""
     authorizer: Authorizer = request.app.state.authorizer
-    state = request.app.state
-    now = time.monotonic()
-    if now - getattr(state, "policy_checked_at", 0.0) >= state.settings.policy_refresh_seconds:
-        state.policy_checked_at = now  # before the await: concurrent requests do not all ask
-        await authorizer.areload_if_changed()
+    await authorizer.arefresh()
     return authorizer
 
 

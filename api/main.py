@@ -96,7 +96,7 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
     app = FastAPI(title="ticketflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = db or Database(settings.effective_database_url)
-    app.state.authorizer = Authorizer.from_database(app.state.db)
+    app.state.authorizer = Authorizer.from_database(app.state.db, refresh_seconds=settings.policy_refresh_seconds)
     app.state.tokens = TokenVerifier(app.state.db)
     # A client handed in (tests, embedding) brings its own converter; otherwise the
     # deployment's, which encrypts payloads when keys are configured.

@@ -39,10 +39,9 @@ def valid_department(name: str, *, allow_every: bool = True) -> bool:
 
 
 class Principal(BaseModel):
-    """Who is calling: a user (for customers, their customer id) and the token they used."""
+    """Who is calling: a user (for customers, their customer id)."""
 
     name: str
-    token_id: int | None = None
 
 
 class Membership(BaseModel):

@@ -137,6 +137,10 @@ class _Snapshot:
             if len(row) >= 3:
                 index.setdefault(row[0].removeprefix(USER_SUBJECT), []).append((row[1], row[2]))
         self._memberships_by_user = {user: tuple(sorted(held)) for user, held in index.items()}
+        # (scope, limit) of each role's rules per object and action, for lists and limits.
+        self.grants: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
+        for role, obj, act, scope, *limit in self.enforcer.get_policy():
+            self.grants.setdefault((role, obj, act), []).append((scope, limit[0] if limit else ""))
         self.decide = lru_cache(maxsize=65_536)(self._decide)
         # Casbin builds a department's links on the first question about it; build them
         # now, while the snapshot is made off the request path.
@@ -147,9 +151,8 @@ class _Snapshot:
     def memberships(self, user: str) -> tuple[tuple[str, str], ...]:
         return self._memberships_by_user.get(user, ())
 
-    def _decide(self, user: str, action: str, resource: Resource) -> tuple[bool, str | None, tuple[str, ...], str]:
-        """(allowed, the role that allowed it, the policy's rule that did, the department the
-        user's role was held in)."""
+    def _decide(self, user: str, action: str, resource: Resource) -> tuple[bool, str | None, tuple[str, ...]]:
+        """(allowed, the role that allowed it, the policy's rule that did)."""
         domains = [resource.department]
         # A scope that does not depend on the object's department (all, own, assigned) is
         # satisfied by a role the user holds in any department.
@@ -160,12 +163,12 @@ class _Snapshot:
         for domain in domains:
             # One enforce at a time per process: Casbin compiles matchers with `ast`, and
             # CPython 3.11 can fail ("AST constructor recursion depth mismatch") when two
-            # threads (the API's loop, a worker's activity, a reload) do that at once.
+            # threads (the API's loop, a worker's activity) do that at once.
             with _CASBIN:
                 allowed, rule = self.enforcer.enforce_ex(subject, domain, resource.kind, action, as_subjects)
             if allowed:
-                return True, rule[0], self.origins.get(tuple(rule), tuple(rule)), domain
-        return False, None, (), ""
+                return True, rule[0], self.origins.get(tuple(rule), tuple(rule))
+        return False, None, ()
 
 
 # Snapshots are never changed once made, so every authorizer of a process on the same
@@ -182,8 +185,8 @@ def _snapshot_of(db: Database, version: int) -> _Snapshot:
         known = _shared.get(db.url)
         if known is not None and known.version == version:
             return known
-    with _CASBIN:
-        snapshot = _Snapshot(new_enforcer(policy_adapter(db)), version)
+    # Built without _CASBIN: a reload on a thread must not hold up decisions on the loop.
+    snapshot = _Snapshot(new_enforcer(policy_adapter(db)), version)
     with _shared_lock:
         known = _shared.get(db.url)
         if known is None or known.version < version:
@@ -195,10 +198,11 @@ class Authorizer:
     """Answers from the policy as last loaded. Built from the database (production) or
     from the files in this folder (tests, tools that run without a database)."""
 
-    def __init__(self, enforcer: casbin.Enforcer | _Snapshot, *, version: int = 0, db: Database | None = None
-                 ) -> None:
+    def __init__(self, enforcer: casbin.Enforcer | _Snapshot, *, version: int = 0, db: Database | None = None,
+                 refresh_seconds: float = REFRESH_SECONDS) -> None:
         self._snapshot = enforcer if isinstance(enforcer, _Snapshot) else _Snapshot(enforcer, version)
         self._db = db
+        self.refresh_seconds = refresh_seconds
         self._checked_at = time.monotonic()
         self._reload_lock = threading.Lock()
 
@@ -207,17 +211,18 @@ class Authorizer:
         return cls(new_enforcer(str(policy_path), model_path))
 
     @classmethod
-    def from_database(cls, db: Database) -> Authorizer:
-        """The policy in the database. A database that is down now does not stop the process
-        from starting: it denies everything until the first reload succeeds."""
+    def from_database(cls, db: Database, *, refresh_seconds: float = REFRESH_SECONDS) -> Authorizer:
+        """The policy in the database, checked for changes at most every `refresh_seconds`.
+        A database that is down now does not stop the process from starting: it denies
+        everything until the first reload succeeds."""
         from models.db import DatabaseUnavailable
         from policies.store import current_version
 
         try:
-            return cls(_snapshot_of(db, db.call(current_version)), db=db)
+            return cls(_snapshot_of(db, db.call(current_version)), db=db, refresh_seconds=refresh_seconds)
         except DatabaseUnavailable as exc:
             log.warning("policy not loaded, the database is unreachable (everything is denied until it is): %s", exc)
-            return cls(new_enforcer(None), version=-1, db=db)
+            return cls(new_enforcer(None), version=-1, db=db, refresh_seconds=refresh_seconds)
 
     # --- freshness ---------------------------------------------------------------------
 
@@ -250,11 +255,19 @@ class Authorizer:
             return False
         return await anyio.to_thread.run_sync(self._reload_to, version)
 
+    def _due(self) -> bool:
+        return self._db is not None and time.monotonic() - self._checked_at >= self.refresh_seconds
+
     def refresh(self) -> None:
         """For sync callers on a hot path: reload if the last check is older than
-        REFRESH_SECONDS (activities call this before deciding)."""
-        if self._db is not None and time.monotonic() - self._checked_at >= REFRESH_SECONDS:
+        `refresh_seconds` (activities call this before deciding)."""
+        if self._due():
             self.reload_if_changed()
+
+    async def arefresh(self) -> None:
+        """`refresh` for the event loop (API requests)."""
+        if self._due():
+            await self.areload_if_changed()
 
     def _reload_to(self, version: int) -> bool:
         if version == self._snapshot.version:
@@ -284,9 +297,9 @@ class Authorizer:
 
     def decide(self, who: Principal, action: str, resource: Resource) -> AccessDecision:
         snap = self._snapshot
-        allowed, role, rule, domain = (False, None, (), "")
+        allowed, role, rule = (False, None, ())
         if who.name:  # an empty name would match `own` rules of objects with no owner
-            allowed, role, rule, domain = snap.decide(who.name, action, resource)
+            allowed, role, rule = snap.decide(who.name, action, resource)
         return AccessDecision(
             principal=who.name, action=action, object=resource.kind, department=resource.department,
             allowed=allowed, role=role,
@@ -301,14 +314,11 @@ class Authorizer:
         """Which objects of `kind` the user may `action`: for lists and event streams."""
         if not who.name:
             return Reach()
-        enforcer = self._snapshot.enforcer
+        snap = self._snapshot
         everything, own, assigned = False, False, False
         departments: set[str] = set()
-        for role, dept in self._snapshot.memberships(who.name):
-            for rule in enforcer.get_policy():  # a role's rules include those it inherits
-                if rule[0] != role or rule[1] != kind or rule[2] != action:
-                    continue
-                scope = rule[3]
+        for role, dept in snap.memberships(who.name):
+            for scope, _ in snap.grants.get((role, kind, action), ()):  # inherited rules included
                 if scope == "all" or (scope == "department" and dept == EVERY_DEPARTMENT):
                     everything = True
                 elif scope == "department":
@@ -323,15 +333,12 @@ class Authorizer:
         """The largest refund the user may make on a ticket of `department`: None for no
         refund at all, Decimal('Infinity') for no limit."""
         best: Decimal | None = None
-        enforcer = self._snapshot.enforcer
-        for role, dept in self._snapshot.memberships(who.name):
+        snap = self._snapshot
+        for role, dept in snap.memberships(who.name):
             if dept not in (EVERY_DEPARTMENT, department):
                 continue
-            for rule in enforcer.get_policy():
-                if rule[0] == role and rule[1:3] == ["order", "refund"] and rule[3] == "department":
-                    limit = Decimal("Infinity") if rule[4] == "" else Decimal(rule[4])
-                    best = limit if best is None else max(best, limit)
+            for scope, limit in snap.grants.get((role, "order", "refund"), ()):
+                if scope == "department":
+                    amount = Decimal("Infinity") if limit == "" else Decimal(limit)
+                    best = amount if best is None else max(best, amount)
         return best
-
-    def rules(self) -> list[list[str]]:
-        return [list(r) for r in self._snapshot.enforcer.get_policy()]

@@ -12,9 +12,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
@@ -22,6 +23,7 @@ from sqlmodel import Session, select
 
 from models.auth import (
     EVERY_DEPARTMENT,
+    USER_PATTERN,
     USER_SUBJECT,
     AccessAudit,
     ApiToken,
@@ -165,10 +167,6 @@ def _user_view(session: Session, row: UserAccount) -> UserView:
 
 
 def _valid_user_name(name: str) -> str:
-    import re
-
-    from models.auth import USER_PATTERN
-
     if not re.fullmatch(USER_PATTERN, name or ""):
         raise AccessInputError("user", f"user name {name!r}: 1 to 100 letters, digits and . _ @ + -")
     return name
@@ -339,11 +337,11 @@ def rotate_token(session: Session, actor: str, token_id: int, *, expires_in: tim
     return issue_token(session, actor, row.user, label=row.label, expires_in=expires_in)
 
 
-def principal_for_token(session: Session, token: str) -> tuple[str, int] | None:
-    """(user, token id) for a valid token: known, not revoked, not expired, user enabled."""
+def user_for_token(session: Session, token_hash: str) -> str | None:
+    """The user of a valid token, by its hash: known, not revoked, not expired, user enabled."""
     row = session.exec(
         select(ApiToken, UserAccount).join(UserAccount, UserAccount.name == ApiToken.user)  # type: ignore[arg-type]
-        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
     ).first()
     if row is None:
         return None
@@ -352,13 +350,10 @@ def principal_for_token(session: Session, token: str) -> tuple[str, int] | None:
         return None
     if tok.expires_at is not None and _aware(tok.expires_at) <= utcnow():
         return None
-    assert tok.id is not None
-    return tok.user, tok.id
+    return tok.user
 
 
 def _aware(at: datetime) -> datetime:
-    from datetime import UTC
-
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
