@@ -1,8 +1,11 @@
-"""Start the four sandbox systems in this process, each a uvicorn server on its own thread.
+"""Start the four sandbox systems, each a uvicorn server on its own thread.
 
-    with start_sandbox() as sandbox:          # ports 0: the OS picks free ones
+    with start_sandbox() as sandbox:          # in this process; ports 0: the OS picks free ones
         sandbox.urls["carrier"]               # "http://127.0.0.1:41234"
         sandbox.set_faults("erp", fail_next=2)
+
+    with start_sandbox_process() as sandbox:  # the same, in a child process of its own
+        ...
 
 ``python -m sandbox`` starts them on the default ports (8101-8104) until Ctrl-C.
 Everything binds to 127.0.0.1.
@@ -11,11 +14,19 @@ Everything binds to 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Mapping
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -103,19 +114,16 @@ def serve_in_thread(app: ASGIApp, *, name: str, port: int = 0, host: str = HOST,
 class Sandbox:
     """The running sandbox: base URLs, the credentials it accepts, admin helpers."""
 
-    servers: dict[str, RunningServer]
+    urls: dict[str, str]
+    """Service roots; the ERP's SOAP endpoint is its root, its WSDL at ``?wsdl``."""
     seed: int
-    now: datetime
+    now: datetime | None
+    _stop: Callable[[], None]
     api_key: str = SANDBOX_API_KEY
     erp_username: str = ERP_USERNAME
     erp_password: str = ERP_PASSWORD
     webhook_secret: str = DEFAULT_WEBHOOK_SECRET
     _admin: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10.0))
-
-    @property
-    def urls(self) -> dict[str, str]:
-        """Service roots; the ERP's SOAP endpoint is its root, its WSDL at ``?wsdl``."""
-        return {name: s.url for name, s in self.servers.items()}
 
     def set_faults(self, service: str, **faults: Any) -> dict:
         """Replace ``service``'s fault settings (see ``sandbox.faults``)."""
@@ -130,14 +138,11 @@ class Sandbox:
 
     def reset(self, *services: str) -> None:
         """No faults and seeded data again, for ``services`` or all of them."""
-        for name in services or tuple(self.servers):
+        for name in services or tuple(self.urls):
             self._admin.post(f"{self.urls[name]}/_admin/reset").raise_for_status()
 
     def stop(self) -> None:
-        for server in self.servers.values():
-            server.request_stop()  # all at once, then wait for each
-        for server in self.servers.values():
-            server.stop()
+        self._stop()
         self._admin.close()
 
     def __enter__(self) -> Sandbox:
@@ -180,7 +185,57 @@ def start_sandbox(
         for running in servers.values():
             running.stop()
         raise
-    return Sandbox(servers, seed, anchor, webhook_secret=webhook_secret)
+    def stop() -> None:
+        for server in servers.values():
+            server.request_stop()  # all at once, then wait for each
+        for server in servers.values():
+            server.stop()
+
+    return Sandbox({name: s.url for name, s in servers.items()}, seed, anchor, stop, webhook_secret=webhook_secret)
+
+
+def start_sandbox_process(
+    *,
+    seed: int = DEFAULT_SEED,
+    webhook_url: str | None = None,
+    webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
+    startup_timeout: float = 60.0,
+) -> Sandbox:
+    """Start all four services on free ports in a child process (``python -m sandbox``).
+
+    Tests use this: a sandbox served from inside the test process shares its interpreter
+    lock with everything else the tests run there, and a busy test process makes the ERP
+    look slow. In a process of its own it answers like a remote system would."""
+    workdir = Path(tempfile.mkdtemp(prefix="ticketflow-sandbox-"))
+    urls_file = workdir / "urls.json"
+    args = [sys.executable, "-m", "sandbox", "--seed", str(seed), "--webhook-secret", webhook_secret,
+            "--urls-file", str(urls_file), "--parent-pid", str(os.getpid()), *(arg for name in SERVICES for arg in (f"--{name}-port", "0"))]
+    if webhook_url:
+        args += ["--webhook-url", webhook_url]
+    log = (workdir / "sandbox.log").open("wb")
+    child = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             cwd=Path(__file__).resolve().parent.parent)
+
+    def stop() -> None:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    deadline = time.monotonic() + startup_timeout
+    while not urls_file.exists():
+        if child.poll() is not None or time.monotonic() > deadline:
+            stop()
+            output = (workdir / "sandbox.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the sandbox process did not start (exit {child.returncode}):\n{output}")
+        time.sleep(0.05)
+    urls = json.loads(urls_file.read_text())
+    return Sandbox(urls, seed, None, stop, webhook_secret=webhook_secret)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,11 +245,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--webhook-url", help="ticketflow's inbound chat webhook (loopback)")
     parser.add_argument("--webhook-secret", default=DEFAULT_WEBHOOK_SECRET)
+    parser.add_argument("--urls-file", type=Path, metavar="FILE",
+                        help="once every service accepts connections, write their URLs here as JSON "
+                             "(useful with port 0, which lets the OS pick free ports)")
+    parser.add_argument("--parent-pid", type=int, metavar="PID",
+                        help="stop when this process ends (for a sandbox started by another program)")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    if args.parent_pid:
+        def watch_parent() -> None:
+            while not stop.wait(1.0):
+                if os.getppid() != args.parent_pid:  # re-parented: the parent is gone
+                    stop.set()
+        threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
 
     sandbox = start_sandbox(
         ports={name: getattr(args, f"{name}_port") for name in SERVICES},
@@ -205,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, url in sandbox.urls.items():
             print(f"  {name:<10} {url}", flush=True)
         print(f"  erp wsdl   {sandbox.urls['erp']}/?wsdl", flush=True)
+        if args.urls_file:
+            partial = args.urls_file.with_name(args.urls_file.name + ".partial")
+            partial.write_text(json.dumps(sandbox.urls))
+            os.replace(partial, args.urls_file)  # readers never see half a file
         print(f"  api key {sandbox.api_key!r}; erp basic auth {sandbox.erp_username!r} / "
               f"{sandbox.erp_password!r}", flush=True)
         stop.wait()

@@ -2,8 +2,9 @@
 
     from sandbox.testing import running_sandbox, sandbox, unused_port  # noqa: F401
 
-``running_sandbox`` is one sandbox per session on free ports; ``sandbox`` is the same one,
-reset to seeded data and no faults after each test.
+``running_sandbox`` is one sandbox per session on free ports, in a child process of its own
+(so a busy test process does not slow its answers); ``sandbox`` is the same one, reset to
+seeded data and no faults after each test.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandbox.run import Sandbox, start_sandbox
+from sandbox.run import Sandbox, start_sandbox_process
 
 
 @pytest.fixture(scope="session")
 def running_sandbox() -> Iterator[Sandbox]:
-    with start_sandbox() as started:
+    with start_sandbox_process() as started:
         yield started
 
 
