@@ -53,7 +53,7 @@ class TicketWorker:
             task_queue=settings.task_queue,
             workflows=WORKFLOWS,
             activities=[
-                readmodel.project_ticket, readmodel.project_task, readmodel.prune_change_feed,
+                readmodel.project_ticket, readmodel.project_ticket_changes, readmodel.project_task, readmodel.prune_change_feed,
                 notifications.deliver_reply,
                 *self.systems.activities(), routing.route_task, routing.offer_queued,
             ],

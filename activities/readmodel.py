@@ -8,7 +8,7 @@ from models import readmodel
 from models.db import Database
 from models.housekeeping import PruneChangeFeed
 from models.task import TaskSnapshot
-from models.ticket import TicketSnapshot
+from models.ticket import TicketChanges, TicketSnapshot
 
 
 class ReadModelActivities:
@@ -17,8 +17,13 @@ class ReadModelActivities:
 
     @activity.defn(name="project_ticket")
     def project_ticket(self, snap: TicketSnapshot) -> None:
+        """The whole snapshot, as tickets opened before changes were projected send it."""
         # DatabaseUnavailable is an ordinary exception: the RetryPolicy keeps retrying.
         self.db.call(readmodel.upsert_ticket, snap)
+
+    @activity.defn(name="project_ticket_changes")
+    def project_ticket_changes(self, changes: TicketChanges) -> None:
+        self.db.call(readmodel.apply_ticket_changes, changes)
 
     @activity.defn(name="project_task")
     def project_task(self, snap: TaskSnapshot) -> None:

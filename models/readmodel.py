@@ -42,7 +42,7 @@ from models.db import utcnow
 from models.enums import Priority
 from models.events import ChangeEvent
 from models.task import Task, TaskPublic, TaskSnapshot
-from models.ticket import ChatConversation, Ticket, TicketPublic, TicketSnapshot, TicketSummary
+from models.ticket import ChatConversation, Ticket, TicketChanges, TicketPublic, TicketSnapshot, TicketSummary, splice
 from routing.models import Presence
 
 
@@ -97,13 +97,29 @@ def ticket_row_values(snap: TicketSnapshot) -> dict[str, Any]:
     }
 
 
-def upsert_ticket(session: Session, snap: TicketSnapshot) -> bool:
-    changed = _upsert(session, Ticket, ticket_row_values(snap))
+def upsert_ticket(session: Session, snap: TicketSnapshot, values: dict[str, Any] | None = None) -> bool:
+    """Write the ticket (``values``: its row, if not the snapshot's) unless the row is newer."""
+    changed = _upsert(session, Ticket, values if values is not None else ticket_row_values(snap))
     if changed:
         _record_change(session, kind="ticket", ticket_id=snap.ticket_id, task_id=None, queue=snap.department,
                        customer_id=snap.customer_id, status=snap.status.value, revision=snap.revision,
                        payload={"priority": snap.priority.value, "subject": snap.subject})
     return changed
+
+
+def apply_ticket_changes(session: Session, changes: TicketChanges) -> bool:
+    """Merge a workflow's changes into the stored ticket. The workflow sends them one after
+    another; a retried or late one (its revision not newer than the row's) changes nothing."""
+    snap = changes.ticket
+    row = session.get(Ticket, snap.ticket_id)
+    if row is not None and row.revision >= snap.revision:
+        return False
+    values = ticket_row_values(snap)
+    values["conversation"] = splice(row.conversation if row else [], changes.conversation_from, values["conversation"])
+    values["timeline"] = splice(row.timeline if row else [], changes.timeline_from, values["timeline"])
+    if not changes.context_changed and row is not None:
+        values["context"] = row.context
+    return upsert_ticket(session, snap, values)
 
 
 def _record_change(session: Session, **values: Any) -> None:

@@ -13,7 +13,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from models.auth import AccessDecision
-from models.ticket import Priority
+from models.enums import Priority
 
 # Every human action on a task carries the API's authorization decision: the workflow keeps
 # it in its history (and, for actions that move money or a ticket, on the timeline), and an

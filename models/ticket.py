@@ -13,6 +13,8 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from models.enums import Priority
+from models.task import CompleteTask, TaskSnapshot
+from sla.clock import SlaClock
 from sla.config import SlaConfig
 from sla.policy import CustomerTier
 
@@ -87,6 +89,10 @@ class TicketPolicy(BaseModel):
         default=timedelta(days=2), description="How long a bot answer waits for 'that helped' before an agent looks."
     )
     gather_context: bool = True
+    continue_as_new_after_events: int = Field(
+        default=2_000, ge=100,
+        description="A run continues as new once its history holds this many events (or Temporal suggests it).",
+    )
 
 
 class TicketInput(TicketBase):
@@ -98,6 +104,7 @@ class TicketInput(TicketBase):
     sla: SlaConfig | None = Field(default=None, description="Calendar and policies in force when the ticket opened.")
     opened_at: datetime
     policy: TicketPolicy = TicketPolicy()
+    carried: CaseCarry | None = Field(default=None, description="Set by a run that continues as new: where it stood.")
 
 
 class CustomerMessage(BaseModel):
@@ -154,13 +161,90 @@ class TicketState(BaseModel):
 
 
 class TicketSnapshot(TicketState):
-    """The whole current state of a ticket: what the workflow projects into the read model and
-    what its `state` query returns."""
+    """The current state of a ticket as its workflow holds it (what its `state` query
+    returns).
+
+    A long ticket continues as a new workflow run; the new run keeps only the latest
+    conversation entries and timeline events. ``conversation_offset`` and
+    ``timeline_offset`` count the entries before them: those are in the read model and in
+    the earlier runs' histories."""
 
     ticket_id: str
     revision: int
     conversation_id: str | None = None
     intake_key: str | None = None
+    conversation_offset: int = 0
+    timeline_offset: int = 0
+
+
+# --- continuing as new ----------------------------------------------------------------
+# A ticket that lives long (hundreds of messages, weeks of waiting) would grow its Temporal
+# history toward the service's limits. Before that, its workflow continues as a new run and
+# passes this along in its input: the ticket's state with only its latest conversation and
+# timeline entries, its open tasks, its SLA clock, and the step it was in with the step's
+# deadline.
+
+
+class StepName(StrEnum):
+    agent = "agent"  # an agent's task: open, claimed, or about to be created
+    waiting_customer = "waiting_customer"  # an agent asked the customer; waiting for the answer
+    closing = "closing"  # resolved; closes once the customer stays quiet
+
+
+class CaseStep(BaseModel):
+    """Where a case stands between its steps, enough to carry on from there."""
+
+    name: StepName
+    queue: str = Field(description="The queue an agent's task goes to.")
+    task_id: str | None = Field(default=None, description="The open task the agent step waits on, if any.")
+    until: datetime | None = Field(default=None, description="When the step's wait ends.")
+
+
+class CaseCarry(BaseModel):
+    step: CaseStep
+    snapshot: TicketSnapshot
+    tasks: list[TaskSnapshot] = Field(description="Tasks still open or claimed, and any not yet projected.")
+    unpublished_tasks: list[str] = Field(default_factory=list, description="Tasks changed during the hand-over.")
+    decisions: list[CompleteTask] = Field(default_factory=list, description="Completions not yet carried out.")
+    task_count: int = Field(description="Tasks created over the case's life, so ids keep counting.")
+    seen_message_ids: list[str] = Field(description="The latest customer message ids, to drop redeliveries.")
+    unanswered_messages: int = 0
+    sla: SlaClock | None = None
+    tier_from_systems: CustomerTier | None = None
+    published_conversation: int = 0
+    published_timeline: int = 0
+    published_revision: int = -1
+    published_context: dict[str, Any] | None = None
+    runs: int = Field(default=1, description="Runs before this one.")
+
+
+def splice(stored: list, start: int, added: list) -> list:
+    """``stored`` with ``added`` written from position ``start``: a projection that arrives
+    twice writes the same entries twice, never appends them again. If ``stored`` is shorter
+    than ``start`` (the read model lost entries), ``added`` follows what is there."""
+    return stored[:start] + added if len(stored) >= start else stored + added
+
+
+class TicketChanges(BaseModel):
+    """What a ticket's workflow projects into the read model: every field of its state, the
+    conversation entries and timeline events from the given positions on, and its context
+    only when it changed. Its size depends on what changed, not on the ticket's age."""
+
+    ticket: TicketSnapshot = Field(description="Lists hold only the entries from the positions below; "
+                                               "`context` is empty unless `context_changed`.")
+    conversation_from: int = Field(ge=0)
+    timeline_from: int = Field(ge=0)
+    context_changed: bool
+
+    def applied_to(self, stored: TicketSnapshot | None) -> TicketSnapshot:
+        """The full ticket: ``stored`` (the read model's copy, if any) with these changes."""
+        t = self.ticket
+        return t.model_copy(update={
+            "conversation": splice(stored.conversation if stored else [], self.conversation_from, t.conversation),
+            "timeline": splice(stored.timeline if stored else [], self.timeline_from, t.timeline),
+            "context": t.context if self.context_changed or stored is None else stored.context,
+            "conversation_offset": 0, "timeline_offset": 0,
+        })
 
 
 # --- read model --------------------------------------------------------------------------

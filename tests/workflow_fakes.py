@@ -12,7 +12,7 @@ from models.routing import OfferRequest, OfferResult, RouteDecision, RouteReques
 from models.steps import CustomerNotification, DeliveryReceipt
 from models.auth import AccessDecision
 from models.task import AddNote, ClaimTask, CompleteTask, ReassignTask, ReleaseTask, TaskOutcome, TaskSnapshot
-from models.ticket import TicketSnapshot
+from models.ticket import TicketChanges, TicketSnapshot
 from workflows.ticket import TicketWorkflow
 
 
@@ -69,6 +69,12 @@ class FakeReadModel:
             if old is None or old.revision < snap.revision:
                 self.tickets[snap.ticket_id] = snap
 
+        @activity.defn(name="project_ticket_changes")
+        async def project_ticket_changes(changes: TicketChanges) -> None:
+            old = self.tickets.get(changes.ticket.ticket_id)
+            if old is None or old.revision < changes.ticket.revision:
+                self.tickets[changes.ticket.ticket_id] = changes.applied_to(old)
+
         @activity.defn(name="project_task")
         async def project_task(snap: TaskSnapshot) -> None:
             old = self.tasks.get(snap.task_id)
@@ -94,7 +100,7 @@ class FakeReadModel:
             self.offers.append(req)
             return OfferResult()
 
-        return [project_ticket, project_task, deliver_reply, route_task, offer_queued]
+        return [project_ticket, project_ticket_changes, project_task, deliver_reply, route_task, offer_queued]
 
 
 async def open_task(handle: WorkflowHandle, *, not_id: str | None = None, timeout: float = 10) -> TaskSnapshot:

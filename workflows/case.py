@@ -21,6 +21,7 @@ counters, and activities are named, not imported, so no driver is loaded into th
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from workflows.context import gather_customer_360, issue_refund
 
 with workflow.unsafe.imports_passed_through():
     from models.auth import SYSTEM_PREFIX, AccessDecision
+    from models.ticket import CaseCarry, CaseStep
     from models.faq import FaqDecision, FaqQuery, FaqResult
     from models.routing import OfferRequest, OfferResult, RouteDecision, RouteRequest
     from models.systems import RefundRequest, SystemFailure
@@ -53,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         CustomerFeedback,
         CustomerMessage,
         Priority,
+        TicketChanges,
         TicketInput,
         TicketSnapshot,
         TicketStatus,
@@ -93,6 +96,17 @@ SUPERVISOR_QUEUE = "supervisors"
 # Actions whose authorization goes on the ticket's timeline as well as into the history.
 SENSITIVE_ACTIONS = frozenset({"refund", "transfer", "reassign", "escalate"})
 FAQ_BOT = "faq-bot"
+
+# Bounded histories. A run continues as new once its history holds
+# `TicketPolicy.continue_as_new_after_events` events (or Temporal suggests it sooner); the
+# new run keeps this many of the latest conversation entries and timeline events, and this
+# many customer message ids to drop redeliveries. Everything older stays in the read model
+# and in the earlier runs' histories.
+CARRIED_ENTRIES = 20
+CARRIED_MESSAGE_IDS = 200
+# Marks code that projects changes instead of snapshots and continues as new; histories
+# recorded before it replay along the old path.
+BOUNDED_HISTORY_PATCH = "bounded-history"
 
 
 class TaskNotFound(ApplicationError):
@@ -136,7 +150,7 @@ class CaseWorkflow:
     def __init__(self) -> None:
         self.state: TicketSnapshot | None = None
         self.tasks: dict[str, TaskSnapshot] = {}
-        self._seen_message_ids: set[str] = set()
+        self._seen_message_ids: dict[str, None] = {}  # ordered: the latest are carried across runs
         self._unanswered_messages = 0
         self._task_events = 0
         self.sla: SlaClock | None = None
@@ -147,12 +161,25 @@ class CaseWorkflow:
         self.tier_from_systems: CustomerTier | None = None
         self._feedback: CustomerFeedback | None = None
         self.decisions: dict[str, CompleteTask] = {}
+        # bounded histories (see BOUNDED_HISTORY_PATCH)
+        self._bounded = False
+        self._publishing = asyncio.Lock()  # changes are projected one after another, in order
+        self._published_conversation = 0
+        self._published_timeline = 0
+        self._published_context: dict[str, Any] | None = None
+        self._published_revision = -1
+        self._task_count = 0
+        self.step: CaseStep | None = None  # set by runs that can continue as new from their steps
+        self._runs = 0
+        self._handing_over = False
+        self._unpublished_tasks: dict[str, None] = {}
 
     # --- state and read model ------------------------------------------------------------
 
     def open(self, inp: TicketInput) -> TicketSnapshot:
         info = workflow.info()
         self.input = inp
+        self._bounded = workflow.patched(BOUNDED_HISTORY_PATCH)
         self.state = TicketSnapshot(
             ticket_id=inp.ticket_id,
             workflow_id=info.workflow_id,
@@ -178,7 +205,7 @@ class CaseWorkflow:
             ],
         )
         if inp.opening_message_id:  # the channel may deliver the opening message again
-            self._seen_message_ids.add(inp.opening_message_id)
+            self._seen_message_ids[inp.opening_message_id] = None
         self.record("opened", f"via {inp.channel.value}", department=inp.department, priority=inp.priority.value)
         return self.state
 
@@ -213,11 +240,43 @@ class CaseWorkflow:
         s.revision += 1
         s.updated_at = workflow.now()
 
-    async def publish(self) -> None:
-        """Project the ticket into the read model (idempotent, newest revision wins)."""
-        await workflow.execute_activity("project_ticket", self.snapshot.model_copy(deep=True), **PROJECTION)
+    async def publish(self, *, handing_over: bool = False) -> None:
+        """Project the ticket into the read model (idempotent, newest revision wins).
 
-    async def _publish_task(self, task: TaskSnapshot) -> None:
+        Sends what changed since the last projection: the new conversation entries and
+        timeline events, and the context only if it changed. While the run hands over to a
+        new one, only the hand-over publishes, once handlers are done."""
+        if self._handing_over and not handing_over:
+            return
+        if not self._bounded:  # a history recorded before changes were projected
+            await workflow.execute_activity("project_ticket", self.snapshot.model_copy(deep=True), **PROJECTION)
+            return
+        async with self._publishing:
+            s = self.snapshot
+            revision = s.revision
+            conversation_end = s.conversation_offset + len(s.conversation)
+            timeline_end = s.timeline_offset + len(s.timeline)
+            context_changed = s.context != self._published_context
+            context = copy.deepcopy(s.context) if context_changed else {}
+            changes = TicketChanges(
+                ticket=s.model_copy(update={
+                    "conversation": s.conversation[self._published_conversation - s.conversation_offset:],
+                    "timeline": s.timeline[self._published_timeline - s.timeline_offset:],
+                    "context": context,
+                }),
+                conversation_from=self._published_conversation, timeline_from=self._published_timeline,
+                context_changed=context_changed,
+            )
+            await workflow.execute_activity("project_ticket_changes", changes, **PROJECTION)
+            self._published_conversation, self._published_timeline = conversation_end, timeline_end
+            self._published_revision = revision
+            if context_changed:
+                self._published_context = context
+
+    async def _publish_task(self, task: TaskSnapshot, *, handing_over: bool = False) -> None:
+        if self._handing_over and not handing_over:
+            self._unpublished_tasks[task.task_id] = None
+            return
         await workflow.execute_activity("project_task", task.model_copy(deep=True), **PROJECTION)
 
     # --- step: human task ----------------------------------------------------------------
@@ -234,8 +293,9 @@ class CaseWorkflow:
         """Put a task in `queue` and wait until an agent completes it. Returns the completed
         task; its ``outcome`` and ``reply`` say what the agent decided."""
         s = self.snapshot
+        self._task_count += 1
         task = TaskSnapshot(
-            task_id=f"{s.ticket_id}-t{len(self.tasks) + 1}",
+            task_id=f"{s.ticket_id}-t{self._task_count}",
             ticket_id=s.ticket_id,
             workflow_id=s.workflow_id,
             kind=kind,
@@ -254,27 +314,38 @@ class CaseWorkflow:
         self.record("task_created", f"{kind} in queue {queue}", task_id=task.task_id, priority=priority.value)
         await self._publish_task(task)
         await self.publish()
+        return await self.wait_for_task(task, route=self.input.policy.auto_assign)
 
+    async def wait_for_task(self, task: TaskSnapshot, *, route: bool) -> TaskSnapshot:
+        """Wait until an agent completes `task` (routing it first if `route`); releases a
+        claim nobody works on. A long history continues as new from here."""
         policy = self.input.policy
         while task.status != TaskStatus.completed:
+            if self.step is not None:
+                self.step = self.step.model_copy(update={"task_id": task.task_id})
             if task.status == TaskStatus.open:
-                if policy.auto_assign:
+                if route:
                     await self._route(task)
+                route = policy.auto_assign
                 if task.status == TaskStatus.open:
                     seen = self._task_events  # an escalation may move it to another queue
                     await workflow.wait_condition(
                         lambda: task.status != TaskStatus.open or self._task_events != seen
+                        or self.history_is_long()
                     )
+                    await self.continue_as_new_if_long()
                 continue
             # Claimed: any action on the task (a note, an update) counts as work on it.
             seen = self._task_events
             try:
                 await workflow.wait_condition(
-                    lambda: task.status != TaskStatus.claimed or self._task_events != seen,
+                    lambda: task.status != TaskStatus.claimed or self._task_events != seen
+                    or self.history_is_long(),
                     timeout=policy.stale_claim_after,
                 )
             except TimeoutError:
                 await self._release_stale(task)
+            await self.continue_as_new_if_long()
         return task
 
     async def _route(self, task: TaskSnapshot) -> None:
@@ -533,7 +604,7 @@ class CaseWorkflow:
         await workflow.wait_condition(lambda: self.state is not None)
         if msg.message_id in self._seen_message_ids:  # the channel delivered it twice
             return
-        self._seen_message_ids.add(msg.message_id)
+        self._seen_message_ids[msg.message_id] = None
         s = self.snapshot
         s.conversation.append(
             ConversationEntry(id=msg.message_id, direction="in", author=s.customer_id, text=msg.text,
@@ -544,19 +615,28 @@ class CaseWorkflow:
         await self.publish()
 
     async def wait_for_customer(self, timeout: timedelta) -> bool:
-        """Wait durably for a new customer message. True if one came, False on timeout."""
-        try:
-            await workflow.wait_condition(lambda: self._unanswered_messages > 0, timeout=timeout)
-        except TimeoutError:
-            return False
-        self._unanswered_messages = 0
-        return True
+        """Wait durably for a new customer message. True if one came, False on timeout.
+        A long history continues as new from here (the wait's end carried across)."""
+        until = workflow.now() + timeout
+        while True:
+            try:
+                await workflow.wait_condition(lambda: self._unanswered_messages > 0 or self.history_is_long(),
+                                              timeout=until - workflow.now())
+            except TimeoutError:
+                return False
+            if self._unanswered_messages > 0:
+                self._unanswered_messages = 0
+                return True
+            if self.step is not None:
+                self.step = self.step.model_copy(update={"until": until})
+            await self.continue_as_new_if_long()
 
-    async def close_when_quiet(self, quiet_period: timedelta) -> bool:
-        """After resolution: close once the customer stays quiet for `quiet_period`.
+    async def close_when_quiet(self, quiet_period: timedelta, *, remaining: timedelta | None = None) -> bool:
+        """After resolution: close once the customer stays quiet for `quiet_period` (or the
+        `remaining` part of it, for a run that continues an earlier one's wait).
         Returns False (and reopens the ticket) if the customer writes first."""
         self._unanswered_messages = 0
-        if await self.wait_for_customer(quiet_period):
+        if await self.wait_for_customer(quiet_period if remaining is None else remaining):
             self.set_status(TicketStatus.awaiting_agent, "customer wrote after resolution")
             self.record("reopened")
             return False
@@ -749,7 +829,7 @@ class CaseWorkflow:
         self._task_events += 1  # wakes a waiting task step so it re-routes in its new queue
 
     async def _watch_sla(self) -> None:
-        while not self._finished and self.sla is not None:
+        while not self._finished and not self._handing_over and self.sla is not None:
             now = workflow.now()
             deadline = self.sla.next_deadline(now)
             seen = self._sla_changes
@@ -759,18 +839,18 @@ class CaseWorkflow:
             else:
                 try:
                     await workflow.wait_condition(
-                        lambda: self._sla_changes != seen or self._finished,
+                        lambda: self._sla_changes != seen or self._finished or self._handing_over,
                         timeout=(deadline.at - now) if deadline else None,
                     )
                 except TimeoutError:
                     fired = True
-            if self._finished:
+            if self._finished or self._handing_over:
                 return
             if fired:
                 self._apply_sla_events(self.sla.on_timer(workflow.now()))
-            for task in self.tasks.values():
-                if task.status in (TaskStatus.open, TaskStatus.claimed):
-                    await self._publish_task(task)
+            # a list: a task may be created while a projection is awaited
+            for task in [t for t in self.tasks.values() if t.status in (TaskStatus.open, TaskStatus.claimed)]:
+                await self._publish_task(task)
             await self.publish()
 
     async def finish(self) -> None:
@@ -781,6 +861,100 @@ class CaseWorkflow:
         for step in self._background:
             await step
         await workflow.wait_condition(workflow.all_handlers_finished)
+
+    # --- bounded history: continue as new --------------------------------------------------
+
+    def history_is_long(self) -> bool:
+        """Time to continue as new: the run's history reached its bound, or Temporal
+        suggests it. Only runs that know their step (``self.step``) can."""
+        if not self._bounded or self.step is None or self._handing_over:
+            return False
+        info = workflow.info()
+        return (info.get_current_history_length() >= self.input.policy.continue_as_new_after_events
+                or info.is_continue_as_new_suggested())
+
+    async def continue_as_new_if_long(self) -> None:
+        """Continue as a new run from ``self.step`` if the history is long; else return.
+
+        Background steps stop and handlers in progress finish first; handlers that run
+        during the hand-over change the state without projecting it, and the new run
+        projects what they changed. The new run gets the ticket's state, its open tasks
+        (and any not yet projected), the SLA clock and the step with its deadline
+        (:class:`CaseCarry`)."""
+        if not self.history_is_long():
+            return
+        assert self.step is not None
+        self._handing_over = True
+        if self._sla_watcher is not None:
+            await self._sla_watcher
+        for step in self._background:
+            await step
+        events = workflow.info().get_current_history_length()
+        self.record("continued_as_new", f"run {self._runs + 2} continues the ticket after {events} events in run "
+                                        f"{self._runs + 1}", step=self.step.name.value, events=events)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        s = self.snapshot
+        window = s.model_copy(update={
+            "conversation": s.conversation[-CARRIED_ENTRIES:],
+            "timeline": s.timeline[-CARRIED_ENTRIES:],
+            "conversation_offset": s.conversation_offset + max(0, len(s.conversation) - CARRIED_ENTRIES),
+            "timeline_offset": s.timeline_offset + max(0, len(s.timeline) - CARRIED_ENTRIES),
+        })
+        # Entries not yet projected stay in the window.
+        if window.conversation_offset > self._published_conversation:
+            window.conversation = s.conversation[self._published_conversation - s.conversation_offset:]
+            window.conversation_offset = self._published_conversation
+        if window.timeline_offset > self._published_timeline:
+            window.timeline = s.timeline[self._published_timeline - s.timeline_offset:]
+            window.timeline_offset = self._published_timeline
+        # open tasks, tasks changed during the hand-over, and the step's own task: it may
+        # have been completed just now, its decision not yet carried out
+        tasks = [t for t in self.tasks.values()
+                 if t.status in (TaskStatus.open, TaskStatus.claimed) or t.task_id in self._unpublished_tasks
+                 or t.task_id == self.step.task_id]
+        carry = CaseCarry(
+            step=self.step, snapshot=window, tasks=tasks,
+            unpublished_tasks=list(self._unpublished_tasks),
+            decisions=[self.decisions[t.task_id] for t in tasks if t.task_id in self.decisions],
+            task_count=self._task_count, seen_message_ids=list(self._seen_message_ids)[-CARRIED_MESSAGE_IDS:],
+            unanswered_messages=self._unanswered_messages, sla=self.sla, tier_from_systems=self.tier_from_systems,
+            published_conversation=self._published_conversation, published_timeline=self._published_timeline,
+            published_revision=self._published_revision, published_context=self._published_context,
+            runs=self._runs + 1,
+        )
+        workflow.continue_as_new(self.input.model_copy(update={"carried": carry}))
+
+    def restore(self, inp: TicketInput, carry: CaseCarry) -> None:
+        """Take over the state of the run before. Call it from the workflow's
+        ``@workflow.init``: an update for a carried task can arrive before ``run`` starts."""
+        self.input = inp.model_copy(update={"carried": None})  # so the next hand-over does not nest it
+        self._bounded = True
+        self.state = carry.snapshot
+        self.tasks = {t.task_id: t for t in carry.tasks}
+        self.decisions = {d.task_id: d for d in carry.decisions}
+        self._task_count = carry.task_count
+        self._seen_message_ids = dict.fromkeys(carry.seen_message_ids)
+        self._unanswered_messages = carry.unanswered_messages
+        self.tier_from_systems = carry.tier_from_systems
+        self._published_conversation, self._published_timeline = carry.published_conversation, carry.published_timeline
+        self._published_revision, self._published_context = carry.published_revision, carry.published_context
+        self._unpublished_tasks = dict.fromkeys(carry.unpublished_tasks)
+        self._runs = carry.runs
+        self.step = carry.step
+        self.sla = carry.sla
+
+    async def resume(self) -> CaseStep:
+        """Carry on after :meth:`restore`: restart the SLA watcher, project what the run
+        before left unprojected; returns the step to carry on with."""
+        assert self.step is not None, "restore() runs first"
+        if self.sla is not None:
+            self._sla_watcher = asyncio.create_task(self._watch_sla())
+        for task_id in list(self._unpublished_tasks):
+            del self._unpublished_tasks[task_id]
+            await self._publish_task(self.tasks[task_id])
+        if self.snapshot.revision != self._published_revision:
+            await self.publish()
+        return self.step
 
     # --- queries -------------------------------------------------------------------------
 
