@@ -103,19 +103,42 @@ class ErrorDetail(BaseModel):
     detail: str
 
 
+class InputProblem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InputProblems(BaseModel):
+    """FastAPI's own shape for invalid input, so clients read every 422 the same way."""
+
+    detail: list[InputProblem]
+
+
 def _described(text: str) -> dict[str, Any]:
     return {"description": text, "model": ErrorDetail}
 
 
 UNAUTHENTICATED = {401: _described("No bearer token, or one that is unknown, expired or revoked.")}
+# Answered by the app's handlers (api/main.py) for any route, with a Retry-After header.
+UNAVAILABLE = {503: _described("The database or the workflow engine (Temporal) is unreachable; nothing was "
+                               "changed, retry after `Retry-After` seconds.")}
 FORBIDDEN = {403: _described("The caller's roles lack the right named in the message.")}
 NOT_FOUND = {404: _described("No such object, or one the caller may not see: both answer the same.")}
 CONFLICT = {409: _described("The object's state does not allow this now; the message says why.")}
+REJECTED = {422: {"model": InputProblems,
+                  "description": "The request names something unknown or malformed (`loc` says which field, "
+                                 "`msg` what to fix); nothing was changed."}}
+
+
+def refusal(status_code: int, text: str) -> dict[int, Any]:
+    """A route's own documented refusal, answered as `{"detail": "..."}`."""
+    return {status_code: _described(text)}
 
 
 def answers(*groups: dict[int, Any]) -> dict[int | str, Any]:
-    """`responses=` for a route: 401 always, plus the given groups."""
-    merged: dict[int | str, Any] = dict(UNAUTHENTICATED)
+    """`responses=` for a route: 401 and 503 always, plus the given groups."""
+    merged: dict[int | str, Any] = {**UNAUTHENTICATED, **UNAVAILABLE}
     for group in groups:
         merged.update(group)
     return merged

@@ -13,12 +13,12 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from api.deps import CONFLICT, FORBIDDEN, NOT_FOUND, AuthorizerDep, CurrentUser, DbDep, answers, require
+from api.deps import CONFLICT, FORBIDDEN, NOT_FOUND, REJECTED, AuthorizerDep, CurrentUser, DbDep, answers, require
 from models.auth import Membership, Principal
 from models.db import Database
 from policies import Authorizer, Resource
@@ -29,25 +29,13 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 T = TypeVar("T")
 
+# Token and audit ids are 32-bit integer columns on PostgreSQL (64-bit on SQLite): a larger
+# number names no row, and the drivers refuse to even compare it, so it is invalid input.
+ROW_ID_MAX = 2**31 - 1
+TokenId = Annotated[int, Path(ge=1, le=ROW_ID_MAX)]
+
 
 # --- contracts -------------------------------------------------------------------------------
-
-
-class InputProblem(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class InputProblems(BaseModel):
-    """FastAPI's own shape for invalid input, so clients read every 422 the same way."""
-
-    detail: list[InputProblem]
-
-
-REJECTED = {422: {"model": InputProblems,
-                  "description": "The request names something unknown or malformed (`loc` says which field, "
-                                 "`msg` what to fix); nothing was changed."}}
 
 
 class MembershipPublic(BaseModel):
@@ -348,7 +336,7 @@ async def issue_token(body: TokenCreate, user: CurrentUser, db: DbDep, authorize
 
 @router.post("/tokens/{token_id}/revoke", response_model=TokenPublic, responses=answers(FORBIDDEN, NOT_FOUND),
              summary="Revoke a token (it stops working within seconds everywhere); revoking again changes nothing")
-async def revoke_token(token_id: int, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep) -> TokenPublic:
+async def revoke_token(token_id: TokenId, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep) -> TokenPublic:
     _writer(authorizer, user)
     return TokenPublic.model_validate(await _store(db, store.revoke_token, user.name, token_id))
 
@@ -356,7 +344,7 @@ async def revoke_token(token_id: int, user: CurrentUser, db: DbDep, authorizer: 
 @router.post("/tokens/{token_id}/rotate", response_model=TokenIssued, status_code=status.HTTP_201_CREATED,
              responses=answers(FORBIDDEN, NOT_FOUND, CONFLICT, REJECTED),
              summary="Revoke a token and issue its successor (same user and label) in one step")
-async def rotate_token(token_id: int, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
+async def rotate_token(token_id: TokenId, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
                        body: TokenRotate | None = None) -> TokenIssued:
     _writer(authorizer, user)
     try:
@@ -380,7 +368,8 @@ async def audit(
     subject: Annotated[str | None, Query(max_length=200, description="e.g. user:ana, department:billing, policy")
                        ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, description="The next page: the last id of this one")] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX, description="The next page: the last id of this one")
+                         ] = None,
 ) -> list[AuditEntryPublic]:
     _reader(authorizer, user)
     rows = await db.run(store.audit_log, subject=subject, limit=limit, before_id=before_id)

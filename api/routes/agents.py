@@ -157,8 +157,9 @@ async def put_agent(
         raise forbidden(user, "write", "agent", why=f"supervise every queue of the profile ({', '.join(touched)})"
                         if touched else "")
     if agent_id == "me":
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            "'me' names the caller in these paths and cannot be an agent id")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
+            "loc": ["path", "agent_id"], "type": "value_error",
+            "msg": "'me' names the caller in these paths and cannot be an agent id"}])
     # One source of truth: a profile names only queues the agent may work under the policy.
     held = (await db.run(work_departments, [agent_id])).get(agent_id, set())
     outside = [q for q in body.queues if EVERY_DEPARTMENT not in held and q not in held]

@@ -176,8 +176,9 @@ def _resume_point(after: int | None, last_event_id: str | None) -> int | None:
         except ValueError:
             value = -1
         if value < 0:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                "Last-Event-ID must be the id of an event this stream sent (a whole number)")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
+                "loc": ["header", "last-event-id"], "type": "value_error",
+                "msg": "Last-Event-ID must be the id of an event this stream sent (a whole number)"}])
         return value
     return after
 

@@ -21,11 +21,23 @@ from typing import Annotated, Literal
 import anyio
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from temporalio.client import ActivityFailureError, Client
 from temporalio.common import ActivityIDConflictPolicy, RetryPolicy
 from temporalio.service import RPCError
 
-from api.deps import FORBIDDEN, AuthorizerDep, CurrentUser, DbDep, SettingsDep, TemporalDep, answers, require
+from api.deps import (
+    FORBIDDEN,
+    AuthorizerDep,
+    CurrentUser,
+    DbDep,
+    InputProblems,
+    SettingsDep,
+    TemporalDep,
+    answers,
+    refusal,
+    require,
+)
 from faq import knowledge_base as kb
 from faq.encoder import FaqModelError
 from faq.index import FaqIndexError
@@ -39,6 +51,7 @@ from models.faq import (
     FaqEntryPage,
     FaqEntryPublic,
     FaqEntryUpdate,
+    FaqImportProblem,
     FaqImportResult,
     FaqIndexStatus,
     FaqPublication,
@@ -144,7 +157,7 @@ async def list_entries(
 
 @router.post(
     "/entries", status_code=status.HTTP_201_CREATED, response_model=FaqEntryChange,
-    responses=answers(FORBIDDEN, {409: {"description": "the id is taken, or another entry asks one of the questions"}}),
+    responses=answers(FORBIDDEN, refusal(409, "the id is taken, or another entry asks one of the questions")),
     summary="Add an FAQ entry (publishes a new index version)",
 )
 async def create_entry(
@@ -156,7 +169,7 @@ async def create_entry(
 
 
 @router.get("/entries/{entry_id}", response_model=FaqEntryPublic,
-            responses=answers(FORBIDDEN, {404: {"description": "no such entry"}}), summary="One FAQ entry")
+            responses=answers(FORBIDDEN, refusal(404, "no such entry")), summary="One FAQ entry")
 async def get_entry(entry_id: EntryId, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep) -> FaqEntryPublic:
     require(authorizer, user, "read", FAQ)
     entry = await db.run(kb.get_entry, entry_id)
@@ -167,8 +180,8 @@ async def get_entry(entry_id: EntryId, user: CurrentUser, db: DbDep, authorizer:
 
 @router.put(
     "/entries/{entry_id}", response_model=FaqEntryChange,
-    responses=answers(FORBIDDEN, {404: {"description": "no such entry (create it with POST /faq/entries)"},
-                                  409: {"description": "another entry asks one of the questions"}}),
+    responses=answers(FORBIDDEN, refusal(404, "no such entry (create it with POST /faq/entries)"),
+                      refusal(409, "another entry asks one of the questions")),
     summary="Replace an FAQ entry's content (publishes a new index version)",
 )
 async def update_entry(
@@ -182,7 +195,7 @@ async def update_entry(
 
 @router.delete(
     "/entries/{entry_id}", response_model=FaqEntryChange,
-    responses=answers(FORBIDDEN, {404: {"description": "no such entry"}}),
+    responses=answers(FORBIDDEN, refusal(404, "no such entry")),
     summary="Delete an FAQ entry (publishes a new index version); returns it as it was",
 )
 async def delete_entry(
@@ -209,6 +222,16 @@ _IMPORT_BODY = {
 }
 
 
+class FaqImportRejected(BaseModel):
+    detail: str
+    problems: list[FaqImportProblem] = Field(default_factory=list,
+                                             description="What is wrong in the file, with its line or position")
+
+
+class _FileRefused(Exception):
+    """The upload is no FAQ file this route can read (no `file` field, unknown format)."""
+
+
 async def _uploaded_file(request: Request) -> tuple[bytes, str | None, str]:
     """The file's bytes, its name (multipart only) and its content type."""
     declared = request.headers.get("content-length")
@@ -228,7 +251,7 @@ async def _uploaded_file(request: Request) -> tuple[bytes, str | None, str]:
     for part in message.iter_parts() if message.is_multipart() else ():
         if part.get_param("name", header="content-disposition") == "file":
             return part.get_payload(decode=True) or b"", part.get_filename(), part.get_content_type()
-    raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "multipart upload without a field named `file`")
+    raise _FileRefused("multipart upload without a field named `file`")
 
 
 def _format_of(filename: str | None, content_type: str) -> FileFormat:
@@ -237,25 +260,20 @@ def _format_of(filename: str | None, content_type: str) -> FileFormat:
         return "csv"
     if name.endswith(".json") or content_type == "application/json":
         return "json"
-    raise HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        "cannot tell whether the file is CSV or JSON: add ?format=csv or ?format=json",
-    )
+    raise _FileRefused("cannot tell whether the file is CSV or JSON: add ?format=csv or ?format=json")
 
 
-def _rejected(exc: FaqImportError) -> JSONResponse:
-    return JSONResponse(
-        {"detail": f"FAQ file rejected, nothing imported: {len(exc.problems)} problem(s); fix them and send it again",
-         "problems": [problem.model_dump() for problem in exc.problems]},
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-    )
+def _rejected(detail: str, problems: list[FaqImportProblem] | None = None) -> JSONResponse:
+    body = FaqImportRejected(detail=detail, problems=problems or [])
+    return JSONResponse(body.model_dump(), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 @router.post(
     "/import", response_model=FaqImportResult, openapi_extra={"requestBody": _IMPORT_BODY},
-    responses=answers(FORBIDDEN, {422: {"description": "the file has problems (listed with their lines); nothing "
-                                                       "was imported"},
-                                  413: {"description": "the file is too large"}}),
+    responses=answers(FORBIDDEN, {422: {"model": FaqImportRejected | InputProblems,
+                                        "description": "the file has problems (listed with their lines), or a "
+                                                       "parameter is invalid; nothing was imported"}},
+                      refusal(413, "the file is too large")),
     summary="Import FAQ entries from CSV or JSON, all or nothing (publishes a new index version)",
 )
 async def import_entries(
@@ -268,13 +286,17 @@ async def import_entries(
     wait: Wait = 20,
 ) -> FaqImportResult | JSONResponse:
     require(authorizer, user, "write", FAQ)
-    data, filename, content_type = await _uploaded_file(request)
-    file_format = format_ or _format_of(filename, content_type)
+    try:
+        data, filename, content_type = await _uploaded_file(request)
+        file_format = format_ or _format_of(filename, content_type)
+    except _FileRefused as exc:
+        return _rejected(str(exc))
     try:
         located = await anyio.to_thread.run_sync(parse_entries_located, data, file_format)
         counts = await db.run(kb.import_entries, located, replace=mode == "replace")
     except FaqImportError as exc:
-        return _rejected(exc)
+        return _rejected(f"FAQ file rejected, nothing imported: {len(exc.problems)} problem(s); fix them and send it "
+                         "again", exc.problems)
     return FaqImportResult(
         **counts.model_dump(exclude={"kb_revision"}),
         publication=await _publish(request, client, settings, db, counts.kb_revision, wait),
@@ -354,8 +376,8 @@ def _published_indexes(request: Request, db: Database) -> kb.PublishedIndexes:
 
 @router.post(
     "/ask", response_model=FaqResult,
-    responses=answers(FORBIDDEN, {404: {"description": "the index version asked for is not stored"},
-                                  503: {"description": "the embedding model is not installed on this API host"}}),
+    responses=answers(FORBIDDEN, refusal(404, "the index version asked for is not stored"),
+                      refusal(503, "the embedding model is not installed on this API host")),
     summary="Ask the FAQ bot: best entry, calibrated confidence, alternatives and its decision",
 )
 async def ask(body: FaqAsk, request: Request, user: CurrentUser, db: DbDep, authorizer: AuthorizerDep) -> FaqResult:

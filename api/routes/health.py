@@ -1,16 +1,26 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
 log = logging.getLogger("ticketflow.api.health")
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Readiness: is the database and Temporal reachable?")
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, Literal["ok", "unavailable"]]
+
+
+@router.get("/healthz", response_model=Health,
+            responses={503: {"model": Health, "description": "The database or Temporal is unreachable; `checks` "
+                                                             "says which."}},
+            summary="Readiness: is the database and Temporal reachable?")
 async def healthz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
     try:

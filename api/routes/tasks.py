@@ -188,6 +188,11 @@ async def complete(
     return await _update(row, TicketWorkflow.complete_task, arg, client)
 
 
+def _unsuitable_agent(why: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                         [{"loc": ["body", "agent"], "type": "value_error", "msg": why}])
+
+
 class TaskReassignment(BaseModel):
     agent: str = Field(min_length=1, max_length=100, description="Id of the agent who takes the task over.")
 
@@ -201,16 +206,14 @@ async def reassign(
     row, decision = await _task_for(task_id, "reassign", user, db, authorizer)
     agent = await db.run(readmodel.get_agent, body.agent)
     if agent is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"no agent {body.agent}: create them first with PUT /agents/{body.agent}")
+        raise _unsuitable_agent(f"no agent {body.agent}: create them first with PUT /agents/{body.agent}")
     if row.queue not in agent.queues:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"agent {body.agent} does not work queue {row.queue}: add it to their queues first")
+        raise _unsuitable_agent(f"agent {body.agent} does not work queue {row.queue}: add it to their queues first")
     held = (await db.run(work_departments, [body.agent])).get(body.agent, set())
     if EVERY_DEPARTMENT not in held and row.queue not in held:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"agent {body.agent} holds no role that works tasks of {row.queue}: grant one first "
-                            f"(`ticketflow policy grant --user {body.agent} --role agent --department {row.queue}`)")
+        raise _unsuitable_agent(
+            f"agent {body.agent} holds no role that works tasks of {row.queue}: grant one first "
+            f"(`ticketflow policy grant --user {body.agent} --role agent --department {row.queue}`)")
     return await _update(row, TicketWorkflow.reassign_task,
                          ReassignTask(task_id=task_id, agent=body.agent, by=user.name, authorization=decision), client)
 

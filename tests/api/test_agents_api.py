@@ -82,7 +82,7 @@ async def test_bad_profiles_are_422_with_the_field_named(stack, body, field):
 
 async def test_me_cannot_be_an_agent_id(stack):
     r = await stack.http.put("/agents/me", json={"queues": ["billing"]}, headers=stack.as_("admin"))
-    assert r.status_code == 422 and "'me'" in r.json()["detail"]
+    assert r.status_code == 422 and "'me'" in r.json()["detail"][0]["msg"]
 
 
 async def test_only_supervisors_and_admins_manage_and_list_agents(stack):

@@ -80,3 +80,10 @@ async def test_a_conversation_whose_ticket_closed_goes_on_in_a_new_one(stack, ch
 async def test_a_blank_message_is_not_a_server_error(stack, chat):
     r = await chat(f"conv-{uuid.uuid4().hex}", "m1", "   ")
     assert r.status_code == 202
+
+
+async def test_the_longest_ids_and_order_numbers_the_webhook_accepts_open_a_ticket(stack, chat):
+    # Each id may be 200 characters (the documented body); together they outgrow a ticket's
+    # external_ref, and a 150-digit "order number" outgrows its order_id. Found by tests/fuzz.
+    r = await chat("c" * 200, "m" * 200, "Where is ORD-" + "1" * 150 + "?")
+    assert r.status_code == 202, r.text

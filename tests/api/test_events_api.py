@@ -144,7 +144,7 @@ async def test_a_client_resumes_where_it_left_off(stack, served):
             assert noted["data"]["status"] == "claimed"
 
     r = await http.get("/events", headers={**agent, "Last-Event-ID": "yesterday"})
-    assert r.status_code == 422 and "Last-Event-ID" in r.json()["detail"]
+    assert r.status_code == 422 and "Last-Event-ID" in r.json()["detail"][0]["msg"]
 
 
 async def test_heartbeats_keep_a_quiet_stream_open(stack, served, monkeypatch):

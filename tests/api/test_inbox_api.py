@@ -225,11 +225,12 @@ async def test_reassign_refusals(stack, task):
     assert (await stack.http.post("/tasks/no-such-task/reassign", json={"agent": ana},
                                   headers=stack.as_("sam"))).status_code == 404
     r = await stack.http.post(url, json={"agent": "nobody-known"}, headers=stack.as_("sam"))
-    assert r.status_code == 422 and "PUT /agents/nobody-known" in r.json()["detail"]
+    assert r.status_code == 422 and "PUT /agents/nobody-known" in r.json()["detail"][0]["msg"]
+    assert r.json()["detail"][0]["loc"] == ["body", "agent"]
     outsider, _ = person(stack.db, Role.agent, "elsewhere")
     await stack.http.put(f"/agents/{outsider}", json={"queues": ["elsewhere"]}, headers=stack.as_("sam"))
     r = await stack.http.post(url, json={"agent": outsider}, headers=stack.as_("sam"))
-    assert r.status_code == 422 and "does not work queue" in r.json()["detail"]
+    assert r.status_code == 422 and "does not work queue" in r.json()["detail"][0]["msg"]
     assert (await stack.http.post(url, json={}, headers=stack.as_("sam"))).status_code == 422
     # none of that changed the task
     assert (await stack.http.get("/tasks", params={"queue": task["queue"]},
