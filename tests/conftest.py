@@ -92,6 +92,14 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'ticketflow.db'}"
         return
+    url = _postgres_or_skip()
+    yield url
+    _drop_postgres_schema(url)
+
+
+def _postgres_or_skip() -> str:
+    """A fresh schema on the test server; fails under CI and skips elsewhere when there is
+    no server."""
     problem = _postgres_available()
     if problem:
         if IN_CI:
@@ -100,7 +108,13 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
             f"PostgreSQL not reachable at {POSTGRES_URL} ({problem}). Start a server or set "
             "TICKETFLOW_TEST_POSTGRES_URL to run these tests on PostgreSQL too."
         )
-    url = _fresh_postgres_schema()
+    return _fresh_postgres_schema()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A private schema on the PostgreSQL test server, for tests that only make sense there."""
+    url = _postgres_or_skip()
     yield url
     _drop_postgres_schema(url)
 
