@@ -97,7 +97,6 @@ def through(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{port}"))
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_thirty_seconds_without_the_database_lose_no_accepted_ticket(dev_env, postgres_url, task_queue):
     upstream = urlsplit(postgres_url)

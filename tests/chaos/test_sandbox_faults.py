@@ -52,7 +52,6 @@ def settings_for(sb: Sandbox, database_url: str, task_queue: str) -> Settings:
     )
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_a_hundred_tickets_reach_an_agent_while_every_system_misbehaves(dev_env, task_queue, sandbox, tmp_path):
     url = f"sqlite:///{tmp_path / 'chaos.db'}"

@@ -110,6 +110,7 @@ async def until_continued(client: Client, handle: WorkflowHandle, runs: int, pok
     raise AssertionError(f"the ticket never reached {runs} runs")
 
 
+@pytest.mark.slow
 async def test_five_hundred_messages_and_replies_stay_bounded_and_end_correctly(started, time_env):
     start, fake = started
     inp = ticket_input(2_000, sla=sla(timedelta(hours=1), timedelta(days=30)))
