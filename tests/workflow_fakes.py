@@ -58,6 +58,7 @@ class FakeReadModel:
         self.tasks: dict[str, TaskSnapshot] = {}
         self.replies: list[CustomerNotification] = []
         self.fail_delivery = False
+        self.delivery_seconds = 0.0  # how long a reply takes to go out
         self.route_to: list[str | None] = []  # answers of the router, in order; empty: nobody fits
         self.routed: list[RouteRequest] = []
         self.offers: list[OfferRequest] = []
@@ -85,6 +86,7 @@ class FakeReadModel:
         async def deliver_reply(note: CustomerNotification) -> DeliveryReceipt:
             if self.fail_delivery:
                 raise ApplicationError("recipient unknown", type="InvalidRequest", non_retryable=True)
+            await asyncio.sleep(self.delivery_seconds)
             self.replies.append(note)
             return DeliveryReceipt(delivered=True, via="test")
 

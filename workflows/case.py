@@ -533,6 +533,10 @@ class CaseWorkflow:
     async def complete_task(self, req: CompleteTask) -> TaskSnapshot:
         task = self.tasks[req.task_id]
         self.decisions[task.task_id] = req
+        if self._bounded and req.outcome == TaskOutcome.resolve:
+            # What the customer wrote so far is answered; a message from now on reopens the
+            # ticket (counted here, not when the closing wait starts, so none slips between).
+            self._unanswered_messages = 0
         context = dict(task.context)
         if req.queue:
             context["transfer_to"] = req.queue
@@ -635,7 +639,8 @@ class CaseWorkflow:
         """After resolution: close once the customer stays quiet for `quiet_period` (or the
         `remaining` part of it, for a run that continues an earlier one's wait).
         Returns False (and reopens the ticket) if the customer writes first."""
-        self._unanswered_messages = 0
+        if not self._bounded:  # histories recorded before: messages until now were dropped here
+            self._unanswered_messages = 0
         if await self.wait_for_customer(quiet_period if remaining is None else remaining):
             self.set_status(TicketStatus.awaiting_agent, "customer wrote after resolution")
             self.record("reopened")

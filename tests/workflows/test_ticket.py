@@ -101,6 +101,19 @@ async def test_agent_resolves_then_ticket_closes_after_quiet_period(started):
     assert fake.tasks[task.task_id].status == TaskStatus.completed
 
 
+async def test_a_message_written_while_the_resolving_reply_goes_out_reopens_the_ticket(started):
+    start, fake = started
+    fake.delivery_seconds = 1.0
+    handle = await start()
+    first = await work_task(handle, TaskOutcome.resolve, reply="Done.")
+    # the reply is still on its way; the customer writes again
+    await handle.signal(TicketWorkflow.customer_message, CustomerMessage(message_id="m1", text="One more thing"))
+    second = await open_task(handle, not_id=first.task_id)
+    assert second.status == TaskStatus.open
+    state = await handle.query(TicketWorkflow.state)
+    assert "reopened" in [e.kind for e in state.timeline]
+
+
 async def test_customer_message_before_auto_close_reopens(started, time_env):
     start, fake = started
     handle = await start()
