@@ -129,6 +129,8 @@ async def test_five_hundred_messages_and_replies_stay_bounded_and_end_correctly(
     assert len(runs) >= 3 and all(r.continued for r in runs[:-1])
     assert max(r.events for r in runs) <= inp.policy.continue_as_new_after_events + HAND_OVER_EVENTS
     assert max(r.size for r in runs) < MAX_RUN_BYTES
+    print(f"\n{len(runs)} runs; events per run max {max(r.events for r in runs)}, "
+          f"total {sum(r.events for r in runs)}; largest run {max(r.size for r in runs) / 1e6:.2f} MB")
 
     # The read model holds the whole ticket, every entry once and in order.
     projected = fake.tickets[inp.ticket_id]
