@@ -99,14 +99,16 @@ async def runs_of(client: Client, handle: WorkflowHandle) -> list[Run]:
     return runs
 
 
-async def until_continued(client: Client, handle: WorkflowHandle, runs: int, poke) -> None:
-    """Call `poke()` until the ticket has at least `runs` runs. Pokes are spaced: Temporal
-    refuses a continue-as-new while new signals keep arriving in the same workflow task."""
-    for _ in range(400):
-        if len(await runs_of(client, handle)) >= runs:
+async def until_continued(client: Client, handle: WorkflowHandle, runs: int, poke, bound: int) -> None:
+    """Call `poke()` until the ticket has at least `runs` runs. Past the history bound the
+    pokes slow down: Temporal refuses a continue-as-new while new signals keep arriving in
+    the same workflow task, and on a busy machine a task can take longer than a quick poke."""
+    for _ in range(600):
+        seen = await runs_of(client, handle)
+        if len(seen) >= runs:
             return
         await poke()
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.01 if seen[-1].events < bound else 0.5)
     raise AssertionError(f"the ticket never reached {runs} runs")
 
 
@@ -162,7 +164,7 @@ async def test_a_claimed_task_and_the_sla_clock_carry_across(started, time_env):
 
     sent = iter(range(10_000))
     await until_continued(time_env.client, handle, 2, lambda: handle.signal(
-        TicketWorkflow.customer_message, CustomerMessage(message_id=f"m{next(sent)}", text="any news?")))
+        TicketWorkflow.customer_message, CustomerMessage(message_id=f"m{next(sent)}", text="any news?")), 100)
 
     [carried] = await handle.query(TicketWorkflow.open_tasks)  # asks the latest run
     assert (carried.task_id, carried.status, carried.assignee) == (task.task_id, TaskStatus.claimed, "ana")
@@ -200,7 +202,7 @@ async def test_a_wait_for_the_customer_keeps_its_deadline_across_runs(started, t
 
     # Verdicts on no bot answer change nothing but grow the history: the wait hands over.
     await until_continued(time_env.client, handle, 2, lambda: handle.signal(
-        TicketWorkflow.customer_feedback, CustomerFeedback(helpful=False)))
+        TicketWorkflow.customer_feedback, CustomerFeedback(helpful=False)), 100)
     assert (await handle.query(TicketWorkflow.state)).status == TicketStatus.waiting_customer
 
     result = await handle.result()  # no reply: resolved after 7 days, closed 72 h later
@@ -219,7 +221,7 @@ async def test_a_duplicate_message_is_still_dropped_after_a_hand_over(started, t
     await open_task(handle)
     sent = iter(range(10_000))
     await until_continued(time_env.client, handle, 2, lambda: handle.signal(
-        TicketWorkflow.customer_message, CustomerMessage(message_id=f"m{next(sent)}", text="hello?")))
+        TicketWorkflow.customer_message, CustomerMessage(message_id=f"m{next(sent)}", text="hello?")), 100)
     last = next(sent) - 1
     await handle.signal(TicketWorkflow.customer_message, CustomerMessage(message_id=f"m{last}", text="hello?"))
     await handle.signal(TicketWorkflow.customer_message, CustomerMessage(message_id="fresh", text="new"))
