@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/faq.py
 	$(BIN)/python bench/inbox.py
 	$(BIN)/python bench/authz.py
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
