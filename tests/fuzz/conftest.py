@@ -32,6 +32,7 @@ CALLERS: dict[str, tuple[Role, list[str]] | None] = {
     "customer": (Role.customer, ["*"]),
     "auditor": (Role.auditor, ["*"]),
     "agent": (Role.agent, ["logistics"]),
+    "supervisor": (Role.supervisor, ["*"]),
     "admin": (Role.admin, ["*"]),
 }
 

@@ -3,8 +3,8 @@ caller, and holds every answer to the document: no server error (5xx), no status
 operation does not document, no body that does not match the documented schema or media
 type.
 
-Callers: no token, a customer, an auditor, an agent of one department, an admin (see
-CALLERS in conftest.py). Requests: valid and invalid ones generated from the document; half
+Callers: no token, a customer, an auditor, an agent of one department, a supervisor and an
+admin (see CALLERS in conftest.py). Requests: valid and invalid ones generated from the document; half
 of them name objects that exist (a ticket, its task, an agent, an FAQ entry, a user, a token),
 so the routes get past "not found". The chat webhook's bodies are signed.
 
