@@ -345,3 +345,8 @@ class ChatConversation(SQLModel, table=True):
     conversation_id: str = SQLField(primary_key=True, max_length=200)
     ticket_id: str = SQLField(max_length=64)
     updated_at: datetime
+
+
+# TicketInput names CaseCarry, defined after it: complete it now, so a TypeAdapter made of it
+# anywhere (Temporal's converter) needs no later rebuild.
+TicketInput.model_rebuild()
