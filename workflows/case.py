@@ -240,13 +240,13 @@ class CaseWorkflow:
         s.revision += 1
         s.updated_at = workflow.now()
 
-    async def publish(self, *, handing_over: bool = False) -> None:
+    async def publish(self) -> None:
         """Project the ticket into the read model (idempotent, newest revision wins).
 
         Sends what changed since the last projection: the new conversation entries and
         timeline events, and the context only if it changed. While the run hands over to a
-        new one, only the hand-over publishes, once handlers are done."""
-        if self._handing_over and not handing_over:
+        new one nothing is projected: the new run projects what changed meanwhile."""
+        if self._handing_over:
             return
         if not self._bounded:  # a history recorded before changes were projected
             await workflow.execute_activity("project_ticket", self.snapshot.model_copy(deep=True), **PROJECTION)
@@ -273,8 +273,8 @@ class CaseWorkflow:
             if context_changed:
                 self._published_context = context
 
-    async def _publish_task(self, task: TaskSnapshot, *, handing_over: bool = False) -> None:
-        if self._handing_over and not handing_over:
+    async def _publish_task(self, task: TaskSnapshot) -> None:
+        if self._handing_over:
             self._unpublished_tasks[task.task_id] = None
             return
         await workflow.execute_activity("project_task", task.model_copy(deep=True), **PROJECTION)
