@@ -21,23 +21,12 @@ history_app = typer.Typer(help="Read, export and replay a ticket's workflow hist
                           no_args_is_help=True)
 
 
-async def _fetch(ticket_id: str) -> list[WorkflowHistory]:
-    """Every run of the ticket's workflow, first to latest: a long ticket continues as new,
-    and each run's first event names the run before it."""
+async def _fetch(ticket_id: str) -> WorkflowHistory:
     from worker import connect
     from workflows.ticket import workflow_id_for
 
     client = await connect(get_settings())
-    workflow_id = workflow_id_for(ticket_id)
-    runs = [await client.get_workflow_handle(workflow_id).fetch_history()]
-    while previous := runs[0].events[0].workflow_execution_started_event_attributes.continued_execution_run_id:
-        runs.insert(0, await client.get_workflow_handle(workflow_id, run_id=previous).fetch_history())
-    return runs
-
-
-def _run_label(history: WorkflowHistory, n: int, of: int) -> str:
-    started = history.events[0].workflow_execution_started_event_attributes
-    return f"run {n} of {of} ({started.original_execution_run_id or 'run id unknown'}), {len(history.events)} events"
+    return await client.get_workflow_handle(workflow_id_for(ticket_id)).fetch_history()
 
 
 def _payload_text(payloads) -> str:  # noqa: ANN001
@@ -94,28 +83,18 @@ def describe(event) -> str:  # noqa: ANN001 - a temporal.api.history.v1.HistoryE
 
 @history_app.command("show")
 def show(ticket_id: str) -> None:
-    """Print every event of a ticket's workflow: what it did, in order, with inputs (every
-    run of a ticket that continued as new, first to latest)."""
-    runs = asyncio.run(_fetch(ticket_id))
-    for n, history in enumerate(runs, 1):
-        if len(runs) > 1:
-            typer.echo(f"--- {_run_label(history, n, len(runs))}")
-        for event in history.events:
-            typer.echo(describe(event))
+    """Print every event of a ticket's workflow: what it did, in order, with inputs."""
+    history = asyncio.run(_fetch(ticket_id))
+    for event in history.events:
+        typer.echo(describe(event))
 
 
 @history_app.command("export")
 def export(ticket_id: str, output: Annotated[Path, typer.Option("--output", "-o")]) -> None:
-    """Save a ticket's workflow history as JSON (input for `replay`, or for the record).
-
-    A ticket that continued as new has several runs: the latest goes to OUTPUT, each earlier
-    one next to it as `<name>.run<N><suffix>`."""
-    runs = asyncio.run(_fetch(ticket_id))
-    for n, history in enumerate(runs, 1):
-        path = output if n == len(runs) else output.with_name(f"{output.stem}.run{n}{output.suffix}")
-        path.write_text(history.to_json())
-        typer.echo(f"{len(history.events)} events written to {path}"
-                   + (f" ({_run_label(history, n, len(runs))})" if len(runs) > 1 else ""))
+    """Save a ticket's workflow history as JSON (input for `replay`, or for the record)."""
+    history = asyncio.run(_fetch(ticket_id))
+    output.write_text(history.to_json())
+    typer.echo(f"{len(history.events)} events written to {output}")
 
 
 async def replay_history(history: WorkflowHistory) -> None:
@@ -133,14 +112,12 @@ def replay(source: Annotated[str, typer.Argument(help="A ticket id, or a JSON fi
     """
     path = Path(source)
     if path.exists():
-        runs = [WorkflowHistory.from_json(f"ticket-{path.stem}", path.read_text())]
+        history = WorkflowHistory.from_json(f"ticket-{path.stem}", path.read_text())
     else:
-        runs = asyncio.run(_fetch(source))  # every run of the ticket
-    for n, history in enumerate(runs, 1):
-        label = f" ({_run_label(history, n, len(runs))})" if len(runs) > 1 else ""
-        try:
-            asyncio.run(replay_history(history))
-        except Exception as exc:  # noqa: BLE001 - report any divergence plainly
-            typer.echo(f"replay FAILED{label}: {exc}", err=True)
-            raise typer.Exit(1) from exc
-        typer.echo(f"replay OK: {len(history.events)} events, same decisions{label}")
+        history = asyncio.run(_fetch(source))
+    try:
+        asyncio.run(replay_history(history))
+    except Exception as exc:  # noqa: BLE001 - report any divergence plainly
+        typer.echo(f"replay FAILED: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"replay OK: {len(history.events)} events, same decisions")
