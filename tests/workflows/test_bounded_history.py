@@ -10,11 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from cli.embedded import temporal_test_server
 from models.task import TaskOutcome, TaskStatus
 from models.ticket import (
     CustomerFeedback,
@@ -57,21 +55,12 @@ def ticket_input(events: int, **overrides) -> TicketInput:
 
 
 @pytest.fixture
-async def time_env():
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
-    )
-    yield env
-    await env.shutdown()
-
-
-@pytest.fixture
-async def started(time_env: WorkflowEnvironment, task_queue: str):
+async def started(fresh_time_env: WorkflowEnvironment, task_queue: str):
     fake = FakeReadModel()
-    async with Worker(time_env.client, task_queue=task_queue, workflows=[TicketWorkflow],
+    async with Worker(fresh_time_env.client, task_queue=task_queue, workflows=[TicketWorkflow],
                       activities=fake.activities()):
         async def start(inp: TicketInput) -> WorkflowHandle:
-            return await time_env.client.start_workflow(
+            return await fresh_time_env.client.start_workflow(
                 TicketWorkflow.run, inp, id=workflow_id_for(inp.ticket_id), task_queue=task_queue
             )
 
@@ -113,7 +102,7 @@ async def until_continued(client: Client, handle: WorkflowHandle, runs: int, pok
 
 
 @pytest.mark.slow
-async def test_five_hundred_messages_and_replies_stay_bounded_and_end_correctly(started, time_env):
+async def test_five_hundred_messages_and_replies_stay_bounded_and_end_correctly(started, fresh_time_env):
     start, fake = started
     inp = ticket_input(2_000, sla=sla(timedelta(hours=1), timedelta(days=30)))
     handle = await start(inp)
@@ -127,7 +116,7 @@ async def test_five_hundred_messages_and_replies_stay_bounded_and_end_correctly(
     result: TicketSnapshot = await handle.result()  # skips the quiet period
 
     assert result.status == TicketStatus.closed
-    runs = await runs_of(time_env.client, handle)
+    runs = await runs_of(fresh_time_env.client, handle)
     assert len(runs) >= 3 and all(r.continued for r in runs[:-1])
     assert max(r.events for r in runs) <= inp.policy.continue_as_new_after_events + HAND_OVER_EVENTS
     assert max(r.size for r in runs) < MAX_RUN_BYTES
@@ -155,7 +144,7 @@ async def test_five_hundred_messages_and_replies_stay_bounded_and_end_correctly(
     assert projected.context["sla"]["status"] and projected.context["sla"]["breached"] == []
 
 
-async def test_a_claimed_task_and_the_sla_clock_carry_across(started, time_env):
+async def test_a_claimed_task_and_the_sla_clock_carry_across(started, fresh_time_env):
     start, fake = started
     inp = ticket_input(100, sla=sla(timedelta(hours=1), timedelta(hours=8)))
     handle = await start(inp)
@@ -163,7 +152,7 @@ async def test_a_claimed_task_and_the_sla_clock_carry_across(started, time_env):
     await handle.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent="ana"))
 
     sent = iter(range(10_000))
-    await until_continued(time_env.client, handle, 2, lambda: handle.signal(
+    await until_continued(fresh_time_env.client, handle, 2, lambda: handle.signal(
         TicketWorkflow.customer_message, CustomerMessage(message_id=f"m{next(sent)}", text="any news?")), 100)
 
     [carried] = await handle.query(TicketWorkflow.open_tasks)  # asks the latest run
@@ -172,7 +161,7 @@ async def test_a_claimed_task_and_the_sla_clock_carry_across(started, time_env):
     assert state.status == TicketStatus.in_progress and state.conversation_offset + len(state.conversation) > 1
 
     # The first-response SLA, armed in the first run, breaches on time in the second.
-    await time_env.sleep(timedelta(minutes=65))
+    await fresh_time_env.sleep(timedelta(minutes=65))
     for _ in range(100):
         state = await handle.query(TicketWorkflow.state)
         if "sla_breached" in [e.kind for e in state.timeline]:
@@ -191,7 +180,7 @@ async def test_a_claimed_task_and_the_sla_clock_carry_across(started, time_env):
     assert [r.text for r in fake.replies] == ["On its way."]
 
 
-async def test_a_wait_for_the_customer_keeps_its_deadline_across_runs(started, time_env):
+async def test_a_wait_for_the_customer_keeps_its_deadline_across_runs(started, fresh_time_env):
     start, fake = started
     inp = ticket_input(100)
     handle = await start(inp)
@@ -201,7 +190,7 @@ async def test_a_wait_for_the_customer_keeps_its_deadline_across_runs(started, t
     asked_at = waiting.updated_at
 
     # Verdicts on no bot answer change nothing but grow the history: the wait hands over.
-    await until_continued(time_env.client, handle, 2, lambda: handle.signal(
+    await until_continued(fresh_time_env.client, handle, 2, lambda: handle.signal(
         TicketWorkflow.customer_feedback, CustomerFeedback(helpful=False)), 100)
     assert (await handle.query(TicketWorkflow.state)).status == TicketStatus.waiting_customer
 
@@ -214,13 +203,13 @@ async def test_a_wait_for_the_customer_keeps_its_deadline_across_runs(started, t
     assert result.updated_at - resolved.at >= timedelta(hours=72)
 
 
-async def test_a_duplicate_message_is_still_dropped_after_a_hand_over(started, time_env):
+async def test_a_duplicate_message_is_still_dropped_after_a_hand_over(started, fresh_time_env):
     start, fake = started
     inp = ticket_input(100)
     handle = await start(inp)
     await open_task(handle)
     sent = iter(range(10_000))
-    await until_continued(time_env.client, handle, 2, lambda: handle.signal(
+    await until_continued(fresh_time_env.client, handle, 2, lambda: handle.signal(
         TicketWorkflow.customer_message, CustomerMessage(message_id=f"m{next(sent)}", text="hello?")), 100)
     last = next(sent) - 1
     await handle.signal(TicketWorkflow.customer_message, CustomerMessage(message_id=f"m{last}", text="hello?"))

@@ -17,7 +17,6 @@ from temporalio.worker import Worker
 
 import faq.knowledge_base as kb
 from activities.faq import build_faq_worker
-from cli.embedded import temporal_test_server
 from models.db import Database
 from models.faq import FaqResult
 from models.ticket import CustomerFeedback, CustomerMessage, TicketInput, TicketPolicy, TicketSnapshot, TicketStatus
@@ -35,16 +34,6 @@ UNCOVERED = ("Question", "Do you sell gift cards in your shops?")
 
 
 @pytest.fixture
-async def time_env():
-    """A fresh time-skipping server per test: skipped time is global to a server."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
-    )
-    yield env
-    await env.shutdown()
-
-
-@pytest.fixture
 def demo_kb(db: Database) -> Database:
     reset_knowledge_base(db)
     kb.seed_demo_kb(db)
@@ -52,7 +41,7 @@ def demo_kb(db: Database) -> Database:
 
 
 @pytest.fixture
-async def started(time_env: WorkflowEnvironment, task_queue: str, demo_kb: Database):
+async def started(fresh_time_env: WorkflowEnvironment, task_queue: str, demo_kb: Database):
     fake = FakeReadModel()
     faq_queue = f"faq-{task_queue}"
     policy = TicketPolicy(auto_close_after=timedelta(hours=72), gather_context=False, faq_task_queue=faq_queue,
@@ -60,13 +49,13 @@ async def started(time_env: WorkflowEnvironment, task_queue: str, demo_kb: Datab
     settings = Settings(database_url=demo_kb.url, task_queue=task_queue)
     with ThreadPoolExecutor(max_workers=settings.activity_threads) as executor:
         async with (
-            Worker(time_env.client, task_queue=task_queue, workflows=[TicketWorkflow], activities=fake.activities()),
-            build_faq_worker(time_env.client, settings, demo_kb, executor, faq_queue),
+            Worker(fresh_time_env.client, task_queue=task_queue, workflows=[TicketWorkflow], activities=fake.activities()),
+            build_faq_worker(fresh_time_env.client, settings, demo_kb, executor, faq_queue),
         ):
             async def start(subject: str, body: str) -> WorkflowHandle:
                 inp = TicketInput(ticket_id=uuid.uuid4().hex, customer_id="cust-1", subject=subject, body=body,
                                   department="general", opened_at=datetime.now(UTC), policy=policy)
-                return await time_env.client.start_workflow(
+                return await fresh_time_env.client.start_workflow(
                     TicketWorkflow.run, inp, id=workflow_id_for(inp.ticket_id), task_queue=task_queue
                 )
 

@@ -10,10 +10,7 @@ from decimal import Decimal
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
-
-from cli.embedded import temporal_test_server
 
 from models.task import ClaimTask, CompleteTask, RefundDecision, TaskOutcome, TaskStatus
 from models.ticket import CustomerMessage, Priority, TicketInput, TicketPolicy, TicketSnapshot, TicketStatus
@@ -49,24 +46,13 @@ def ticket_input(**overrides) -> TicketInput:
 
 
 @pytest.fixture
-async def time_env():
-    """A fresh time-skipping server per test: skipped time is global to a server, so a
-    workflow left waiting by one test must not see (or stall) another test's clock."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
-    )
-    yield env
-    await env.shutdown()
-
-
-@pytest.fixture
-async def started(time_env: WorkflowEnvironment, task_queue: str):
+async def started(fresh_time_env: WorkflowEnvironment, task_queue: str):
     fake = FakeReadModel()
-    async with Worker(time_env.client, task_queue=task_queue, workflows=[TicketWorkflow],
+    async with Worker(fresh_time_env.client, task_queue=task_queue, workflows=[TicketWorkflow],
                       activities=fake.activities()):
         async def start(**overrides) -> WorkflowHandle:
             inp = ticket_input(**overrides)
-            return await time_env.client.start_workflow(
+            return await fresh_time_env.client.start_workflow(
                 TicketWorkflow.run, inp, id=workflow_id_for(inp.ticket_id), task_queue=task_queue
             )
 
@@ -114,11 +100,11 @@ async def test_a_message_written_while_the_resolving_reply_goes_out_reopens_the_
     assert "reopened" in [e.kind for e in state.timeline]
 
 
-async def test_customer_message_before_auto_close_reopens(started, time_env):
+async def test_customer_message_before_auto_close_reopens(started, fresh_time_env):
     start, fake = started
     handle = await start()
     task = await work_task(handle, TaskOutcome.resolve, reply="Done.")
-    await time_env.sleep(timedelta(hours=24))  # within the quiet period
+    await fresh_time_env.sleep(timedelta(hours=24))  # within the quiet period
     assert (await handle.query(TicketWorkflow.state)).status == TicketStatus.resolved
     await handle.signal(TicketWorkflow.customer_message, CustomerMessage(message_id="m1", text="Still not here!"))
 
@@ -298,12 +284,12 @@ async def test_nobody_fits_leaves_task_queued_with_reason(started):
     assert fake.tasks[task.task_id].routing == "no agent online in queue"
 
 
-async def test_stale_claim_is_released_and_rerouted(started, time_env):
+async def test_stale_claim_is_released_and_rerouted(started, fresh_time_env):
     start, fake = started
     fake.route_to = ["ana", "bob"]
     handle = await start()
     await wait_for(handle, lambda s: s.status == TicketStatus.in_progress)
-    await time_env.sleep(timedelta(minutes=31))  # ana never touches it
+    await fresh_time_env.sleep(timedelta(minutes=31))  # ana never touches it
     state = await wait_for(handle, lambda s: s.status == TicketStatus.in_progress
                            and "task_released" in [e.kind for e in s.timeline])
     released = next(e for e in state.timeline if e.kind == "task_released")
@@ -314,15 +300,15 @@ async def test_stale_claim_is_released_and_rerouted(started, time_env):
     assert task.assignee == "bob"
 
 
-async def test_a_note_keeps_a_claim_fresh(started, time_env):
+async def test_a_note_keeps_a_claim_fresh(started, fresh_time_env):
     start, fake = started
     fake.route_to = ["ana"]
     handle = await start()
     await wait_for(handle, lambda s: s.status == TicketStatus.in_progress)
     task_id = next(iter(fake.tasks))
-    await time_env.sleep(timedelta(minutes=20))
+    await fresh_time_env.sleep(timedelta(minutes=20))
     await handle.execute_update(TicketWorkflow.add_note, note_request(task_id=task_id, author="ana", text="calling carrier"))
-    await time_env.sleep(timedelta(minutes=20))  # 40 min after the claim, 20 after the note
+    await fresh_time_env.sleep(timedelta(minutes=20))  # 40 min after the claim, 20 after the note
     state = await handle.query(TicketWorkflow.state)
     assert "task_released" not in [e.kind for e in state.timeline]
     assert fake.tasks[task_id].notes[0].text == "calling carrier"
@@ -354,7 +340,7 @@ def sla_config(first_response: timedelta, resolution: timedelta, escalations: li
     ])
 
 
-async def test_sla_warns_then_breaches_then_escalates_on_time(started, time_env):
+async def test_sla_warns_then_breaches_then_escalates_on_time(started, fresh_time_env):
     start, fake = started
     config = sla_config(timedelta(hours=1), timedelta(hours=4),
                         [RaisePriority(), MoveToQueue(queue="supervisors"), Notify(recipient="team-leads")])
@@ -363,7 +349,7 @@ async def test_sla_warns_then_breaches_then_escalates_on_time(started, time_env)
     task = await open_task(handle)
     assert task.due_at == opened + timedelta(hours=1)
 
-    await time_env.sleep(timedelta(minutes=65))
+    await fresh_time_env.sleep(timedelta(minutes=65))
     state = await wait_for(handle, lambda s: "sla_breached" in [e.kind for e in s.timeline])
     events = {(e.kind, e.data.get("target")): e for e in state.timeline}
     warned = events[("sla_warned", "first_response")].at
@@ -377,18 +363,18 @@ async def test_sla_warns_then_breaches_then_escalates_on_time(started, time_env)
     assert state.context["sla"]["breached"] == ["first_response"]
 
 
-async def test_sla_pauses_while_waiting_on_the_customer(started, time_env):
+async def test_sla_pauses_while_waiting_on_the_customer(started, fresh_time_env):
     start, fake = started
     handle = await start(sla=sla_config(timedelta(hours=1), timedelta(hours=2), [RaisePriority()]))
     task = await open_task(handle)
     await handle.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent="ana"))
-    await time_env.sleep(timedelta(minutes=25))  # inside the 30 min before a claim goes stale
+    await fresh_time_env.sleep(timedelta(minutes=25))  # inside the 30 min before a claim goes stale
     await handle.execute_update(
         TicketWorkflow.complete_task,
         completion(task_id=task.task_id, agent="ana", outcome=TaskOutcome.ask_customer, reply="Which address?"),
     )
     await wait_for(handle, lambda s: s.status == TicketStatus.waiting_customer)
-    await time_env.sleep(timedelta(hours=5))  # well past the 2h resolution budget, but paused
+    await fresh_time_env.sleep(timedelta(hours=5))  # well past the 2h resolution budget, but paused
     state = await handle.query(TicketWorkflow.state)
     kinds = [e.kind for e in state.timeline]
     assert "sla_paused" in kinds and "sla_breached" not in kinds
