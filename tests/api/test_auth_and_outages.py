@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import httpx
+import pytest
 from sqlmodel import select
 
 from api.main import create_app
@@ -97,3 +98,41 @@ async def test_agent_profiles_are_kept_while_temporal_is_down(db, tokens):
         r = await http.put(f"/agents/{name}", json={**profile, "capacity": 4}, headers=admin)
         assert r.status_code == 200 and r.json()["capacity"] == 4
     assert db.call(readmodel.get_agent, name).capacity == 4
+
+
+class _FlakyHealth:
+    """A Temporal frontend whose health call fails `failures` times, then serves."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def check_health(self, **_: object) -> bool:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError("operation was canceled")
+        return True
+
+
+class _Gateway:
+    def __init__(self, service: _FlakyHealth) -> None:
+        self.service_client = service
+
+    async def client(self) -> _Gateway:
+        return self
+
+
+@pytest.mark.parametrize(("failures", "status"), [(1, 200), (2, 200), (3, 503)])
+async def test_health_does_not_flip_on_one_dropped_temporal_call(db, failures, status):
+    """A readiness probe that answers 503 on a single dropped call makes a load balancer
+    shed a healthy API; Temporal counts as down only when every attempt fails."""
+    from api.routes import health
+
+    app = create_app(Settings(database_url=db.url), db=db)
+    service = _FlakyHealth(failures)
+    app.state.temporal = _Gateway(service)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        r = await http.get("/healthz")
+    assert r.status_code == status
+    assert r.json()["checks"]["temporal"] == ("ok" if status == 200 else "unavailable")
+    assert service.calls == min(failures + 1, health.TEMPORAL_ATTEMPTS)
