@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     auto_assign: bool = Field(default=True, description="Route new tasks to agents automatically (else agents claim).")
     faq_enabled: bool = Field(default=True, description="Let the FAQ bot answer new tickets it is confident about.")
     faq_task_queue: str = Field(default="ticketflow-faq", description="Task queue of the FAQ workers (they load the model).")
+    faq_model_threads: int = Field(
+        default=1, ge=1,
+        description="CPU threads each FAQ model call uses. Concurrent questions already run on the activity "
+        "threads; more per call makes idle model threads spin on every core.",
+    )
     bot_answer_timeout: timedelta = Field(
         default=timedelta(days=2), description="How long a bot answer waits for the customer's verdict before an agent looks."
     )

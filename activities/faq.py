@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from faq.encoder import FaqModelError, load_encoder
+from faq.encoder import FaqModelError, limit_model_threads, load_encoder
 from faq.index import FaqIndexError
 from faq.knowledge_base import PublishedIndexes, publish, record_publish_error
 from models.db import Database
@@ -35,14 +35,16 @@ FAQ_INDEX_UNREADABLE = "FaqIndexUnreadable"
 
 
 class FaqActivities:
-    def __init__(self, db: Database, *, indexes: PublishedIndexes | None = None) -> None:
+    def __init__(self, db: Database, *, indexes: PublishedIndexes | None = None, model_threads: int = 1) -> None:
         self.db = db
         self.indexes = indexes or PublishedIndexes(db)
+        self.model_threads = model_threads
 
     def load_model(self) -> None:
         """Load the embedding model now rather than on the first question (logs its progress)."""
         try:
             load_encoder()
+            limit_model_threads(self.model_threads)
         except FaqModelError as exc:
             log.error("the FAQ bot cannot answer on this worker: %s", exc)
 
@@ -94,7 +96,7 @@ def build_faq_worker(
     """A worker polling the FAQ task queue (``task_queue``, default the setting
     ``faq_task_queue``). With ``load_model`` the embedding model starts loading on the
     executor right away, so the first question does not wait for it."""
-    activities = FaqActivities(db)
+    activities = FaqActivities(db, model_threads=settings.faq_model_threads)
     if load_model:
         executor.submit(activities.load_model)
     queue = task_queue or settings.faq_task_queue

@@ -32,3 +32,32 @@ def test_any_sentence_transformers_directory_can_be_the_model(encoder, caplog):
 def test_a_model_missing_on_this_machine_is_a_clear_error_not_a_download(tmp_path):
     with pytest.raises(FaqModelError, match="cannot load FAQ embedding model"):
         load_encoder(str(tmp_path / "no-model-here"))
+
+
+def test_the_faq_worker_runs_each_model_call_on_the_threads_it_is_given(encoder, db):
+    """torch's default (a thread per core, spinning between calls) burns a second core on
+    every question; the FAQ worker sets its own count when it loads the model."""
+    import torch
+
+    from activities.faq import FaqActivities
+
+    before = torch.get_num_threads()
+    try:
+        FaqActivities(db, model_threads=1).load_model()
+        assert torch.get_num_threads() == 1
+        first = encode(encoder, ["where is my parcel?"])
+        FaqActivities(db, model_threads=2).load_model()
+        assert torch.get_num_threads() == 2
+        assert np.allclose(encode(encoder, ["where is my parcel?"]), first, atol=1e-6)  # same answer either way
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_model_thread_count_is_a_setting_of_at_least_one():
+    from pydantic import ValidationError
+
+    from settings import Settings
+
+    assert Settings().faq_model_threads == 1
+    with pytest.raises(ValidationError, match="faq_model_threads"):
+        Settings(faq_model_threads=0)
