@@ -2,9 +2,9 @@
 
 It runs them in the shape it is given: a list of steps, each the task queues of the
 activities that run at once (bench/throughput.py reads the shape off a real ticket's
-history). It lives in a module of its own, importing nothing but temporalio, because the
-workflow sandbox imports a workflow's module afresh for every run, as it does for
-workflows/ticket.py: the baseline pays that cost too, as Temporal's defaults have it.
+history). It lives in a module of its own, importing nothing but temporalio; its worker
+shares this module with the workflow sandbox, as worker.py shares ticketflow's workflow
+modules, so both sides pay the same sandbox costs.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ Measured, after `--warmup` tickets and `--solo` one at a time on each side:
    the same concurrency. Its worker is a process of its own with worker.py's settings: one
    thread pool of TICKETFLOW_ACTIVITY_THREADS shared by a worker on each of the two queues,
    each allowing that many concurrent activities, SDK defaults otherwise (concurrent
-   workflow tasks, cache, pollers), the workflow sandboxed as TicketWorkflow is.
+   workflow tasks, cache, pollers), the workflow sandboxed as TicketWorkflow is (its module
+   shared with the sandbox, as worker.py shares ticketflow's own).
 `--tickets` per side, in `--rounds` with the two sides taking turns, so that load from
 elsewhere on the machine weighs on both. A rate counts what finishes while exactly
 `--concurrency` are in flight (from every lane's first finish to the last start).
@@ -346,7 +347,7 @@ async def serve_bare_worker() -> None:
     """worker.py's layout with trivial activities: a worker on each of two task queues
     sharing one thread pool, TICKETFLOW_ACTIVITY_THREADS concurrent activities each."""
     from settings import get_settings
-    from worker import connect
+    from worker import connect, workflow_runner
 
     settings = get_settings()
     client = await connect(settings)  # the deployment's data converter (encrypted payloads)
@@ -357,7 +358,7 @@ async def serve_bare_worker() -> None:
     with ThreadPoolExecutor(max_workers=settings.activity_threads, thread_name_prefix="activity") as executor:
         async with (
             Worker(client, task_queue=BARE_QUEUE, workflows=[BareTicket], activities=[bare_step],
-                   activity_executor=executor, max_concurrent_activities=settings.activity_threads),
+                   workflow_runner=workflow_runner("bench"), activity_executor=executor, max_concurrent_activities=settings.activity_threads),
             Worker(client, task_queue=BARE_FAQ_QUEUE, activities=[bare_step], activity_executor=executor,
                    max_concurrent_activities=settings.activity_threads),
         ):
