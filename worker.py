@@ -23,12 +23,13 @@ from policies import Authorizer
 from models.db import Database
 from settings import Settings
 from models.housekeeping import HousekeepingPolicy
+from workflows import registry
 from workflows.housekeeping import HousekeepingWorkflow, ensure_housekeeping_schedule
-from workflows.ticket import TicketWorkflow
 
 log = logging.getLogger("ticketflow.worker")
 
-WORKFLOWS = [TicketWorkflow, HousekeepingWorkflow]
+# Every registered case type's workflow (workflows/registry.py), and the housekeeping one.
+WORKFLOWS = [*registry.workflows(), HousekeepingWorkflow]
 # Our own deterministic modules, shared with the sandbox instead of imported afresh for every
 # workflow run the worker caches (the SDK's advice for models and helpers). Measured on the
 # throughput benchmark: 22 ms less worker CPU and 40 MB less memory per 230 open tickets.

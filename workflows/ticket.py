@@ -12,12 +12,16 @@ with workflow.unsafe.imports_passed_through():
     from models.ticket import CaseStep, StepName
     from models.faq import FaqDecision
     from models.task import TaskOutcome
-    from models.ticket import TicketInput, TicketSnapshot, TicketStatus
+    from models.ticket import TicketCreate, TicketInput, TicketSnapshot, TicketStatus
     from sla.policy import SlaTargetKind
+    from workflows.registry import CaseType, register
+
+TICKET_ID_PREFIX = "ticket"
+HANDLE_TICKET = "handle_ticket"
 
 
 def workflow_id_for(ticket_id: str) -> str:
-    return f"ticket-{ticket_id}"
+    return f"{TICKET_ID_PREFIX}-{ticket_id}"
 
 
 @workflow.defn
@@ -154,3 +158,16 @@ class TicketWorkflow(CaseWorkflow):
         """What the agent sees on the task: the customer 360 and the bot's suggestions."""
         ctx = self.snapshot.context
         return {key: ctx[key] for key in ("customer360", "faq") if key in ctx}
+
+
+SUPPORT_TICKET = register(CaseType(
+    name="support-ticket",
+    title="Support ticket",
+    description="A customer's question or problem: the customer's orders, parcels and earlier tickets are "
+    "gathered, the FAQ bot answers what it confidently can, an agent handles the rest.",
+    workflow=TicketWorkflow,
+    create_model=TicketCreate,
+    id_prefix=TICKET_ID_PREFIX,
+    default_department="general",
+    task_outcomes={HANDLE_TICKET: tuple(TaskOutcome)},
+))

@@ -95,6 +95,8 @@ def requests(world: dict) -> dict[tuple[str, str], tuple[str, dict]]:
     member = {"user": "matrix-user", "role": "agent", "department": "logistics"}
     calls = {
         ("POST", "/tickets"): {"json": ticket_body(customer_id="cust-1", external_ref=unique_ref())},
+        ("POST", "/cases/support-ticket"): {"json": ticket_body(customer_id="cust-1", external_ref=unique_ref())},
+        ("POST", "/cases/{case_type}"): {"case_type": "no-such-case"},
         ("POST", "/tickets/{ticket_id}/messages"): {"json": {"text": "Any news?", "message_id": "matrix"}},
         ("POST", "/tickets/{ticket_id}/feedback"): {"json": {"helpful": True}},
         ("POST", "/tasks/{task_id}/complete"): {"json": {"outcome": "resolve", "reply": "Done."}},
@@ -128,7 +130,7 @@ def requests(world: dict) -> dict[tuple[str, str], tuple[str, dict]]:
 
 async def call(http, method: str, path: str, how: dict, world: dict, headers: dict):  # noqa: ANN001
     ids = {**world, **{k: v for k, v in how.items() if k not in ("json", "params")}}
-    url = path.format(**{k: ids[k] for k in ("ticket_id", "task_id", "agent_id", "entry_id", "name", "token_id")
+    url = path.format(**{k: ids[k] for k in ("ticket_id", "task_id", "agent_id", "entry_id", "name", "token_id", "case_type")
                          if "{" + k + "}" in path})
     if path == "/events":  # a stream: its status line is the answer
         async with http.stream(method, url, headers=headers) as r:
