@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from temporalio.client import Client
 
 from api.auth import TokenVerifier
+from workflows import registry
 from models.auth import AccessDecision, Principal
 from models.db import Database
 from policies import Authorizer, Reach, Resource
@@ -142,3 +143,19 @@ def answers(*groups: dict[int, Any]) -> dict[int | str, Any]:
     for group in groups:
         merged.update(group)
     return merged
+
+
+def _case_type_filter(
+    case_type: Annotated[str | None, Query(max_length=50, description="Only cases of this type (see GET /case-types)")]
+    = None,
+) -> str | None:
+    if case_type is not None:
+        try:
+            registry.get(case_type)
+        except registry.CaseTypeError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [
+                {"loc": ["query", "case_type"], "msg": str(exc), "type": "value_error"}]) from None
+    return case_type
+
+
+CaseTypeFilter = Annotated[str | None, Depends(_case_type_filter)]

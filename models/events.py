@@ -25,6 +25,7 @@ class ChangeEvent(SQLModel, table=True):
     at: datetime = SQLField(index=True)
     kind: str = SQLField(max_length=30)  # ticket | task
     ticket_id: str = SQLField(max_length=64)
+    case_type: str = SQLField(default="support-ticket", max_length=50)
     task_id: str | None = SQLField(default=None, max_length=80)
     queue: str | None = SQLField(default=None, index=True, max_length=50)
     customer_id: str | None = SQLField(default=None, max_length=100)
@@ -38,6 +39,7 @@ class ChangeEventPublic(BaseModel):
     at: datetime
     kind: str
     ticket_id: str
+    case_type: str = "support-ticket"
     task_id: str | None
     queue: str | None
     status: str

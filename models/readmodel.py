@@ -75,6 +75,7 @@ def ticket_row_values(snap: TicketSnapshot) -> dict[str, Any]:
     data = snap.model_dump(mode="json")
     return {
         "id": snap.ticket_id,
+        "case_type": snap.case_type,
         "workflow_id": snap.workflow_id,
         "customer_id": snap.customer_id,
         "subject": snap.subject,
@@ -101,7 +102,8 @@ def upsert_ticket(session: Session, snap: TicketSnapshot, values: dict[str, Any]
     """Write the ticket (``values``: its row, if not the snapshot's) unless the row is newer."""
     changed = _upsert(session, Ticket, values if values is not None else ticket_row_values(snap))
     if changed:
-        _record_change(session, kind="ticket", ticket_id=snap.ticket_id, task_id=None, queue=snap.department,
+        _record_change(session, kind="ticket", ticket_id=snap.ticket_id, case_type=snap.case_type, task_id=None,
+                       queue=snap.department,
                        customer_id=snap.customer_id, status=snap.status.value, revision=snap.revision,
                        payload={"priority": snap.priority.value, "subject": snap.subject})
     return changed
@@ -133,6 +135,7 @@ def upsert_task(session: Session, snap: TaskSnapshot) -> bool:
         "id": snap.task_id,
         "ticket_id": snap.ticket_id,
         "workflow_id": snap.workflow_id,
+        "case_type": snap.case_type,
         "kind": snap.kind,
         "queue": snap.queue,
         "priority": snap.priority.value,
@@ -156,7 +159,8 @@ def upsert_task(session: Session, snap: TaskSnapshot) -> bool:
     }
     changed = _upsert(session, Task, values)
     if changed:
-        _record_change(session, kind="task", ticket_id=snap.ticket_id, task_id=snap.task_id, queue=snap.queue,
+        _record_change(session, kind="task", ticket_id=snap.ticket_id, case_type=snap.case_type,
+                       task_id=snap.task_id, queue=snap.queue,
                        customer_id=None, status=snap.status.value, revision=snap.revision,
                        payload={"assignee": snap.assignee, "priority": snap.priority.value,
                                 "due_at": data["due_at"], "outcome": data["outcome"]})
@@ -217,6 +221,7 @@ def list_tickets(
     limit: int,
     cursor: str | None = None,
     status: str | None = None,
+    case_type: str | None = None,
     everything: bool = False,
     departments: list[str] | None = None,
     customer_id: str | None = None,
@@ -229,6 +234,8 @@ def list_tickets(
     q = select(Ticket)
     if status:
         q = q.where(Ticket.status == status)
+    if case_type:
+        q = q.where(Ticket.case_type == case_type)
     if not everything:
         visible = []
         if departments:
@@ -302,6 +309,7 @@ def list_tasks(
     priority: str | None = None,
     skill: str | None = None,
     overdue_at: datetime | None = None,
+    case_type: str | None = None,
     as_json: bool = False,
 ) -> tuple[list[TaskPublic] | list[str], str | None]:
     """One page of tasks in `sort` order, keyset-paginated.
@@ -324,11 +332,11 @@ def list_tasks(
         sort=sort, status=status is not None, queue=queue is not None,
         queues=len(queues) if queues is not None else None, assignee=assignee is not None,
         priority=priority is not None, skill=skill is not None, overdue=overdue_at is not None,
-        after=cursor is not None, after_due=cursor is not None and sort is TaskSort.due and key is not None,
+        case_type=case_type is not None, after=cursor is not None, after_due=cursor is not None and sort is TaskSort.due and key is not None,
     )
     params: dict[str, Any] = {
         "status": status, "queue": queue, "assignee": assignee, "priority": priority,
-        "skill": skill.lower() if skill is not None else None, "overdue_at": overdue_at,
+        "skill": skill.lower() if skill is not None else None, "overdue_at": overdue_at, "case_type": case_type,
         "after_key": key, "after_created": created_at, "after_id": task_id,
         **{f"queue_{i}": q for i, q in enumerate(queues or [])},
     }
@@ -363,6 +371,7 @@ class _InboxShape:
     priority: bool
     skill: bool
     overdue: bool
+    case_type: bool
     after: bool  # a cursor: continue after (key, created_at, id)
     after_due: bool  # the cursor of sort=due stopped inside the tasks that have a due time
 
@@ -397,6 +406,8 @@ def _inbox_statement(shape: _InboxShape, part: str, dialect: str, *, as_json: bo
         where.append(c.assignee == param("assignee", c.assignee))
     if shape.priority:
         where.append(c.priority == param("priority", c.priority))
+    if shape.case_type:
+        where.append(c.case_type == param("case_type", c.case_type))
     if shape.skill:
         elements = _json_elements(dialect, c.skills)
         where.append(exists(select(literal(1)).select_from(elements)
@@ -635,9 +646,11 @@ def changes_after(
     upto: int | None = None,
     queues: list[str] | None = None,
     customer_id: str | None = None,
+    case_type: str | None = None,
 ) -> list[ChangeEvent]:
     """Change events with id > `after` (and <= `upto`), oldest first. `queues` keeps one
-    department's events; `customer_id` keeps only that customer's ticket events."""
+    department's events; `customer_id` keeps only that customer's ticket events;
+    `case_type` only those of that kind of case."""
     c = ChangeEvent.__table__.c
     q = select(ChangeEvent).where(c.id > after)
     if upto is not None:
@@ -646,6 +659,8 @@ def changes_after(
         q = q.where(c.queue.in_(queues))
     if customer_id is not None:
         q = q.where(c.kind == "ticket", c.customer_id == customer_id)
+    if case_type is not None:
+        q = q.where(c.case_type == case_type)
     return list(session.exec(q.order_by(c.id).limit(limit)).scalars())  # type: ignore[call-overload]
 
 

@@ -51,6 +51,7 @@ class TaskSnapshot(BaseModel):
     task_id: str
     ticket_id: str
     workflow_id: str
+    case_type: str = "support-ticket"
     kind: str = "handle_ticket"
     queue: str
     priority: Priority
@@ -164,6 +165,7 @@ class TaskPublic(BaseModel):
     id: str
     ticket_id: str
     workflow_id: str
+    case_type: str = Field(default="support-ticket", description="The kind of case the task belongs to.")
     kind: str
     queue: str
     priority: Priority
@@ -203,6 +205,7 @@ class Task(SQLModel, table=True):
     id: str = SQLField(primary_key=True, max_length=80)
     ticket_id: str = SQLField(index=True, max_length=64)
     workflow_id: str = SQLField(max_length=80)
+    case_type: str = SQLField(default="support-ticket", index=True, max_length=50)
     kind: str = SQLField(max_length=40)
     queue: str = SQLField(index=True, max_length=50)
     priority: str = SQLField(max_length=20)

@@ -139,9 +139,13 @@ class TimelineEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+SUPPORT_TICKET = "support-ticket"
+
+
 class TicketState(BaseModel):
     """What a ticket is now: the fields every view of a ticket shares."""
 
+    case_type: str = Field(default=SUPPORT_TICKET, description="The kind of case (see GET /case-types).")
     workflow_id: str
     customer_id: str
     subject: str
@@ -252,6 +256,7 @@ class TicketChanges(BaseModel):
 
 class Ticket(SQLModel, table=True):
     id: str = SQLField(primary_key=True, max_length=64)
+    case_type: str = SQLField(default=SUPPORT_TICKET, index=True, max_length=50)
     workflow_id: str = SQLField(max_length=80)
     customer_id: str = SQLField(index=True, max_length=100)
     subject: str = SQLField(max_length=300)
@@ -294,6 +299,7 @@ class TicketCustomerView(BaseModel):
     timeline, no data of other systems."""
 
     id: str
+    case_type: str = SUPPORT_TICKET
     subject: str
     status: TicketStatus
     channel: Channel
@@ -310,7 +316,7 @@ class TicketCustomerView(BaseModel):
     def of(cls, ticket: TicketPublic) -> TicketCustomerView:
         sla = ticket.context.get("sla") or {}
         return cls(
-            id=ticket.id, subject=ticket.subject, status=ticket.status, channel=ticket.channel,
+            id=ticket.id, case_type=ticket.case_type, subject=ticket.subject, status=ticket.status, channel=ticket.channel,
             order_id=ticket.order_id, external_ref=ticket.external_ref, opened_at=ticket.opened_at,
             updated_at=ticket.updated_at, resolution=ticket.resolution,
             conversation=[CustomerMessageView(id=m.id, direction=m.direction, text=m.text, at=m.at)
@@ -321,6 +327,7 @@ class TicketCustomerView(BaseModel):
 
 class TicketSummary(BaseModel):
     id: str
+    case_type: str = SUPPORT_TICKET
     customer_id: str
     subject: str
     status: TicketStatus

@@ -147,6 +147,10 @@ def _iso(value: datetime | None) -> str | None:
 class CaseWorkflow:
     """State, handlers and reusable steps shared by every kind of case."""
 
+    # The registered name of the case type this workflow runs (workflows/registry.py); it is
+    # on the case and its tasks in the read model, so lists and the inbox can filter by it.
+    CASE_TYPE = "support-ticket"
+
     def __init__(self) -> None:
         self.state: TicketSnapshot | None = None
         self.tasks: dict[str, TaskSnapshot] = {}
@@ -182,6 +186,7 @@ class CaseWorkflow:
         self._bounded = workflow.patched(BOUNDED_HISTORY_PATCH)
         self.state = TicketSnapshot(
             ticket_id=inp.ticket_id,
+            case_type=self.CASE_TYPE,
             workflow_id=info.workflow_id,
             customer_id=inp.customer_id,
             subject=inp.subject,
@@ -298,6 +303,7 @@ class CaseWorkflow:
             task_id=f"{s.ticket_id}-t{self._task_count}",
             ticket_id=s.ticket_id,
             workflow_id=s.workflow_id,
+            case_type=s.case_type,
             kind=kind,
             queue=queue,
             priority=priority,

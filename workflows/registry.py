@@ -52,6 +52,10 @@ class CaseType:
                                 "joined by hyphens")
         if not getattr(self.workflow, "__temporal_workflow_definition", None):
             raise CaseTypeError(f"case type {self.name}: {self.workflow.__name__} is not a @workflow.defn class")
+        declared = getattr(self.workflow, "CASE_TYPE", self.name)
+        if declared != self.name:
+            raise CaseTypeError(f"case type {self.name}: {self.workflow.__name__}.CASE_TYPE says {declared!r}; "
+                                "the read model files its cases under that name, so the two must agree")
         for kind, outcomes in self.task_outcomes.items():
             if not outcomes:
                 raise CaseTypeError(f"case type {self.name}: task kind {kind!r} has no outcomes")

@@ -30,6 +30,8 @@ class TicketWorkflow(CaseWorkflow):
     the rest to an agent, carry out the agent's decision, and close the ticket once the
     customer has been quiet for the configured period after resolution."""
 
+    CASE_TYPE = "support-ticket"
+
     @workflow.init
     def __init__(self, inp: TicketInput) -> None:
         super().__init__()
@@ -161,7 +163,7 @@ class TicketWorkflow(CaseWorkflow):
 
 
 SUPPORT_TICKET = register(CaseType(
-    name="support-ticket",
+    name=TicketWorkflow.CASE_TYPE,
     title="Support ticket",
     description="A customer's question or problem: the customer's orders, parcels and earlier tickets are "
     "gathered, the FAQ bot answers what it confidently can, an agent handles the rest.",

@@ -23,7 +23,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 
-from api.deps import FORBIDDEN, AuthorizerDep, CurrentUser, answers, forbidden, require_reach
+from api.deps import FORBIDDEN, AuthorizerDep, CaseTypeFilter, CurrentUser, answers, forbidden, require_reach
 from models import readmodel
 from models.db import Database, DatabaseUnavailable, utcnow
 from models.events import ChangeEvent, ChangeEventPublic
@@ -54,12 +54,15 @@ class Subscription:
 
     queues: frozenset[str] | None  # None: every queue
     customer_id: str | None  # set: only this customer's ticket events
+    case_type: str | None = None  # set: only events of cases of this type
     start: int = 0  # the feed had delivered up to this id when the stream joined
     inbox: asyncio.Queue[tuple[int, str]] = field(default_factory=lambda: asyncio.Queue(STREAM_BUFFER))
     overflowed: bool = False
     ended: bool = False  # the API process is stopping
 
     def wants(self, event: ChangeEvent) -> bool:
+        if self.case_type is not None and event.case_type != self.case_type:
+            return False
         if self.customer_id is not None:
             return event.kind == "ticket" and event.customer_id == self.customer_id
         return self.queues is None or event.queue in self.queues
@@ -97,7 +100,8 @@ class ChangeFeed:
         for sub in list(self.subscribers):
             sub.end()
 
-    async def subscribe(self, queues: frozenset[str] | None, customer_id: str | None) -> Subscription:
+    async def subscribe(self, queues: frozenset[str] | None, customer_id: str | None,
+                        case_type: str | None = None) -> Subscription:
         async with self._lock:
             if self._task is None or self._task.done():
                 # Start behind the newest events: on PostgreSQL a lower id can still be
@@ -107,7 +111,7 @@ class ChangeFeed:
                     readmodel.last_change_id, recorded_before=utcnow() - timedelta(seconds=GAP_GRACE_SECONDS))
                 self._gap = None
                 self._task = asyncio.create_task(self._tail(), name="change-feed")
-            sub = Subscription(queues=queues, customer_id=customer_id, start=self.position)
+            sub = Subscription(queues=queues, customer_id=customer_id, case_type=case_type, start=self.position)
             self.subscribers.add(sub)
             if self.closed:
                 sub.end()
@@ -184,12 +188,12 @@ def _resume_point(after: int | None, last_event_id: str | None) -> int | None:
 
 
 async def _events(feed: ChangeFeed, queues: frozenset[str] | None, customer_id: str | None,
-                  after: int | None) -> AsyncIterator[str]:
+                  after: int | None, case_type: str | None = None) -> AsyncIterator[str]:
     # Joining inside the stream: its `finally` then runs whenever the client goes away. The
     # 200 is on its way by then, so a database that fails here ends the stream instead, and
     # the client reconnects (`retry`) and resumes from its last id.
     try:
-        sub = await feed.subscribe(queues, customer_id)
+        sub = await feed.subscribe(queues, customer_id, case_type)
     except DatabaseUnavailable as exc:
         log.warning("event stream not started, the database is unreachable: %s", exc)
         yield "retry: 5000\n: the database is unreachable; reconnect shortly\n\n"
@@ -203,7 +207,7 @@ async def _events(feed: ChangeFeed, queues: frozenset[str] | None, customer_id: 
                 rows = await feed.db.run(
                     readmodel.changes_after, sent, limit=BATCH, upto=sub.start,
                     queues=sorted(queues) if queues is not None and customer_id is None else None,
-                    customer_id=customer_id,
+                    customer_id=customer_id, case_type=case_type,
                 )
             except DatabaseUnavailable as exc:
                 log.warning("event stream ended, the database is unreachable: %s", exc)
@@ -239,7 +243,7 @@ async def _events(feed: ChangeFeed, queues: frozenset[str] | None, customer_id: 
     summary="Live ticket and task changes the caller may see (Server-Sent Events)",
 )
 async def events(
-    request: Request, user: CurrentUser, authorizer: AuthorizerDep,
+    request: Request, user: CurrentUser, authorizer: AuthorizerDep, case_type: CaseTypeFilter,
     after: Annotated[int | None, Query(ge=0, description="Resume after this event id")] = None,
     queue: Annotated[str | None, Query(max_length=50, description="Only this queue's changes")] = None,
     last_event_id: Annotated[str | None, Header(max_length=20, description="Sent by browsers on reconnect; "
@@ -259,6 +263,6 @@ async def events(
     else:  # only their own tickets (customers)
         customer_id = user.name
     return StreamingResponse(
-        _events(change_feed(request), queues, customer_id, resume), media_type="text/event-stream",
+        _events(change_feed(request), queues, customer_id, resume, case_type), media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

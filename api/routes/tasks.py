@@ -20,6 +20,7 @@ from api.deps import (
     FORBIDDEN,
     NOT_FOUND,
     AuthorizerDep,
+    CaseTypeFilter,
     CurrentUser,
     DbDep,
     TemporalDep,
@@ -62,7 +63,7 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 @router.get("", response_model=TaskPage, responses=answers(FORBIDDEN),
             summary="The inbox: tasks in the caller's queues")
 async def list_tasks(
-    user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
+    user: CurrentUser, db: DbDep, authorizer: AuthorizerDep, case_type: CaseTypeFilter,
     status_: Annotated[TaskStatus | None, Query(alias="status")] = None,
     queue: Annotated[str | None, Query(max_length=50)] = None,
     assignee: Annotated[str | None, Query(max_length=100, description="`me` for the caller")] = None,
@@ -81,7 +82,7 @@ async def list_tasks(
         as_json=True, limit=limit, cursor=cursor, sort=sort, status=status_.value if status_ else None,
         queue=queue, queues=None if reach.everything else sorted(reach.departments),
         assignee=user.name if assignee == "me" else assignee, priority=priority.value if priority else None,
-        skill=skill, overdue_at=utcnow() if overdue else None,
+        skill=skill, overdue_at=utcnow() if overdue else None, case_type=case_type,
     )
     if db.on_event_loop:
         items, next_cursor = await db.run(readmodel.list_tasks, **query)

@@ -16,6 +16,7 @@ from api.deps import (
     FORBIDDEN,
     NOT_FOUND,
     AuthorizerDep,
+    CaseTypeFilter,
     CurrentUser,
     DbDep,
     SettingsDep,
@@ -98,6 +99,7 @@ async def create_ticket(
 @router.get("", response_model=TicketPage, responses=answers(FORBIDDEN), summary="List tickets, newest first")
 async def list_tickets(
     user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
+    case_type: CaseTypeFilter,
     status_: Annotated[TicketStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -105,6 +107,7 @@ async def list_tickets(
     reach = require_reach(authorizer, user, "read", "ticket")
     items, next_cursor = await db.run(
         readmodel.list_tickets, limit=limit, cursor=cursor, status=status_.value if status_ else None,
+        case_type=case_type,
         everything=reach.everything, departments=sorted(reach.departments),
         customer_id=user.name if reach.own else None, assignee=user.name if reach.assigned else None,
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from harness import eventually, staff_ticket_body, ticket_body, unique_ref
+import json
+
+from harness import eventually, open_task_for, staff_ticket_body, ticket_body, unique_ref
+from models import readmodel
 from models.ticket import TicketCreate
 
 
@@ -58,3 +61,54 @@ async def test_an_unknown_case_type_is_a_404_that_names_the_known_ones(stack):
     assert r.status_code == 404
     assert r.json()["detail"] == "unknown case type 'parcel-insurance': known are support-ticket"
     assert (await stack.http.post("/cases/parcel-insurance", json=ticket_body())).status_code == 401
+
+
+async def test_tickets_tasks_and_change_events_carry_their_case_type_and_filter_by_it(stack):
+    r = await stack.http.post("/cases/support-ticket", json=staff_ticket_body(customer_id="cust-1"),
+                              headers=stack.as_("admin"))
+    ticket_id = r.json()["id"]
+    task = await open_task_for(stack, ticket_id, user="sam")
+    assert task["case_type"] == "support-ticket"
+
+    ticket = (await stack.http.get(f"/tickets/{ticket_id}", headers=stack.as_("sam"))).json()
+    assert ticket["case_type"] == "support-ticket"
+    customer_view = (await stack.http.get(f"/tickets/{ticket_id}", headers=stack.as_("cust-1"))).json()
+    assert customer_view["case_type"] == "support-ticket"
+
+    listed = (await stack.http.get("/tickets", params={"case_type": "support-ticket", "limit": 200},
+                                   headers=stack.as_("sam"))).json()["items"]
+    assert ticket_id in {t["id"] for t in listed} and {t["case_type"] for t in listed} == {"support-ticket"}
+    inbox = (await stack.http.get("/tasks", params={"case_type": "support-ticket", "limit": 200},
+                                  headers=stack.as_("sam"))).json()["items"]
+    assert task["id"] in {t["id"] for t in inbox}
+
+    events = stack.db.call(readmodel.changes_after, 0, limit=10_000, case_type="support-ticket")
+    assert {e.ticket_id for e in events} >= {ticket_id} and {e.case_type for e in events} == {"support-ticket"}
+    assert stack.db.call(readmodel.changes_after, 0, limit=10, case_type="return-request") == []
+
+
+async def test_filtering_by_an_unknown_case_type_says_which_are_known(stack):
+    for path in ("/tickets", "/tasks", "/events"):
+        r = await stack.http.get(path, params={"case_type": "retrun-request"}, headers=stack.as_("sam"))
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["detail"] == [{"loc": ["query", "case_type"], "type": "value_error",
+                                       "msg": "unknown case type 'retrun-request': known are support-ticket"}]
+
+
+def test_the_inbox_keeps_only_the_asked_case_type(db):
+    from datetime import UTC, datetime
+
+    from models.enums import Priority
+    from models.task import TaskSnapshot
+
+    marker = unique_ref()
+    for case_type in ("support-ticket", "return-request"):
+        db.call(readmodel.upsert_task, TaskSnapshot(
+            task_id=f"{marker}-{case_type}", ticket_id=marker, workflow_id=f"x-{marker}", case_type=case_type,
+            queue=f"q-{marker}"[:50], priority=Priority.normal, created_at=datetime.now(UTC)))
+    for case_type in ("support-ticket", "return-request"):
+        for as_json in (False, True):
+            items, _ = db.call(readmodel.list_tasks, limit=10, queue=f"q-{marker}"[:50], case_type=case_type,
+                               as_json=as_json)
+            ids = [json.loads(i)["id"] if as_json else i.id for i in items]
+            assert ids == [f"{marker}-{case_type}"], (case_type, as_json)

@@ -183,7 +183,7 @@ async def test_one_tailer_serves_every_stream_and_stops_when_they_leave(stack, s
 async def test_a_stream_that_cannot_reach_the_database_ends_with_a_hint_to_reconnect():
     # The 200 has gone out when the stream joins the feed: it cannot become a 503 any more.
     class Unreachable:
-        async def subscribe(self, queues, customer_id):  # noqa: ANN001, ANN202
+        async def subscribe(self, queues, customer_id, case_type=None):  # noqa: ANN001, ANN202
             raise DatabaseUnavailable("connection refused")
 
     chunks = [chunk async for chunk in _events(Unreachable(), None, None, None)]
