@@ -144,7 +144,7 @@ def upsert_task(session: Session, snap: TaskSnapshot) -> bool:
         "created_at": snap.created_at,
         "claimed_at": snap.claimed_at,
         "completed_at": snap.completed_at,
-        "outcome": snap.outcome.value if snap.outcome else None,
+        "outcome": snap.outcome,
         "reply": snap.reply,
         "allowed_outcomes": data["allowed_outcomes"],
         "revision": snap.revision,

@@ -34,7 +34,12 @@ class TaskOutcome(StrEnum):
     transfer = "transfer"  # hand to another queue
 
 
-OUTCOMES_NEEDING_REPLY = {TaskOutcome.resolve, TaskOutcome.ask_customer}
+# The support ticket's outcomes; another case type declares its own per task kind
+# (workflows/registry.py), and a task lists those it accepts in `allowed_outcomes`.
+OUTCOMES_NEEDING_REPLY = frozenset({TaskOutcome.resolve.value, TaskOutcome.ask_customer.value})
+SUPPORT_OUTCOMES = [o.value for o in TaskOutcome]
+# What an outcome's name may look like, whichever case type declares it.
+OUTCOME_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
 class TaskNote(BaseModel):
@@ -60,9 +65,9 @@ class TaskSnapshot(BaseModel):
     created_at: datetime
     claimed_at: datetime | None = None
     completed_at: datetime | None = None
-    outcome: TaskOutcome | None = None
+    outcome: str | None = None
     reply: str | None = None
-    allowed_outcomes: list[TaskOutcome] = Field(default_factory=lambda: list(TaskOutcome))
+    allowed_outcomes: list[str] = Field(default_factory=lambda: list(SUPPORT_OUTCOMES))
     revision: int = 0
     context: dict[str, Any] = Field(default_factory=dict)
     skills: list[str] = Field(default_factory=list, description="Skills the agent needs.")
@@ -126,7 +131,7 @@ class RefundDecision(BaseModel):
 class CompleteTask(BaseModel):
     task_id: str
     agent: str
-    outcome: TaskOutcome
+    outcome: str
     reply: str | None = Field(default=None, max_length=20_000)
     queue: str | None = Field(default=None, description="Target queue for outcome `transfer`.")
     refund: RefundDecision | None = None
@@ -143,7 +148,9 @@ class CompleteTask(BaseModel):
 
 
 class TaskCompletion(BaseModel):
-    outcome: TaskOutcome
+    outcome: str = Field(max_length=30, pattern=OUTCOME_PATTERN,
+                         description="One of the task's `allowed_outcomes`; a support ticket's are resolve, "
+                         "ask_customer, escalate and transfer.")
     reply: str | None = Field(
         default=None, max_length=20_000, description="Text sent to the customer; required for resolve and ask_customer."
     )
@@ -153,7 +160,7 @@ class TaskCompletion(BaseModel):
     @model_validator(mode="after")
     def _reply_and_queue(self) -> "TaskCompletion":
         if self.outcome in OUTCOMES_NEEDING_REPLY and not (self.reply and self.reply.strip()):
-            raise ValueError(f"reply is required when outcome is {self.outcome.value}")
+            raise ValueError(f"reply is required when outcome is {self.outcome}")
         if self.outcome == TaskOutcome.transfer and not self.queue:
             raise ValueError("queue is required when outcome is transfer")
         if self.refund is not None and self.outcome not in OUTCOMES_NEEDING_REPLY:
@@ -174,8 +181,8 @@ class TaskPublic(BaseModel):
     created_at: datetime
     claimed_at: datetime | None
     completed_at: datetime | None
-    outcome: TaskOutcome | None
-    allowed_outcomes: list[TaskOutcome]
+    outcome: str | None
+    allowed_outcomes: list[str]
     context: dict[str, Any]
     skills: list[str] = Field(default_factory=list)
     language: str | None = None

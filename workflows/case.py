@@ -293,7 +293,7 @@ class CaseWorkflow:
         priority: Priority,
         kind: str = "handle_ticket",
         context: dict[str, Any] | None = None,
-        allowed_outcomes: list[TaskOutcome] | None = None,
+        allowed_outcomes: list[str] | None = None,
     ) -> TaskSnapshot:
         """Put a task in `queue` and wait until an agent completes it. Returns the completed
         task; its ``outcome`` and ``reply`` say what the agent decided."""
@@ -308,7 +308,7 @@ class CaseWorkflow:
             queue=queue,
             priority=priority,
             created_at=workflow.now(),
-            allowed_outcomes=allowed_outcomes or list(TaskOutcome),
+            allowed_outcomes=allowed_outcomes or [str(o) for o in TaskOutcome],
             context={"subject": s.subject, "order_id": s.order_id, **(context or {})},
             skills=list(self.input.skills),
             language=self.input.language,
@@ -550,8 +550,8 @@ class CaseWorkflow:
             task, status=TaskStatus.completed, outcome=req.outcome, reply=req.reply, completed_at=workflow.now(),
             context=context,
         )
-        self.record("task_completed", f"{req.outcome.value} by {req.agent}", task_id=task.task_id,
-                    outcome=req.outcome.value, agent=req.agent)
+        self.record("task_completed", f"{req.outcome} by {req.agent}", task_id=task.task_id,
+                    outcome=str(req.outcome), agent=req.agent)
         for decision in req.authorization:
             if decision.action in SENSITIVE_ACTIONS:
                 self.record_decision(decision, task.task_id)
@@ -564,7 +564,7 @@ class CaseWorkflow:
     def _validate_complete(self, req: CompleteTask) -> None:
         require_decision(req.authorization, "complete", req.agent)
         if req.outcome in (TaskOutcome.escalate, TaskOutcome.transfer):
-            require_decision(req.authorization, req.outcome.value, req.agent)
+            require_decision(req.authorization, str(req.outcome), req.agent)
         if req.refund is not None:
             require_decision(req.authorization, "refund", req.agent)
         task = self._task(req.task_id)
@@ -573,8 +573,8 @@ class CaseWorkflow:
         if task.assignee != req.agent:
             raise TaskConflict(f"task {task.task_id} is claimed by {task.assignee}, not {req.agent}")
         if req.outcome not in task.allowed_outcomes:
-            allowed = ", ".join(o.value for o in task.allowed_outcomes)
-            raise TaskConflict(f"outcome {req.outcome.value} is not allowed for this task (allowed: {allowed})")
+            allowed = ", ".join(task.allowed_outcomes)
+            raise TaskConflict(f"outcome {req.outcome} is not allowed for this task (allowed: {allowed})")
 
     # --- step: talk to the customer ------------------------------------------------------
 

@@ -160,7 +160,7 @@ async def _outcome_decisions(body: TaskCompletion, row, user: Principal, db, aut
     (within the role's limit). Checked before anything is sent, so a refusal consumes nothing."""
     decisions = []
     if body.outcome in (TaskOutcome.escalate, TaskOutcome.transfer):
-        decisions.append(require(authorizer, user, body.outcome.value, _task_resource(row)))
+        decisions.append(require(authorizer, user, body.outcome, _task_resource(row)))
     if body.outcome == TaskOutcome.transfer:
         if not await db.run(department_exists, body.queue):
             raise _unknown_queue(body.queue or "")
@@ -178,11 +178,16 @@ async def _outcome_decisions(body: TaskCompletion, row, user: Principal, db, aut
 
 
 @router.post("/{task_id}/complete", response_model=TaskPublic, responses={**ACTION_ANSWERS},
-             summary="Finish a claimed task with an outcome (resolve, ask_customer, escalate, transfer)")
+             summary="Finish a claimed task with one of its allowed outcomes (a support ticket's: resolve, "
+                     "ask_customer, escalate, transfer)")
 async def complete(
     task_id: str, body: TaskCompletion, user: CurrentUser, db: DbDep, client: TemporalDep, authorizer: AuthorizerDep
 ):
     row, decision = await _task_for(task_id, "complete", user, db, authorizer)
+    if body.outcome not in row.allowed_outcomes:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
+            "loc": ["body", "outcome"], "type": "value_error",
+            "msg": f"outcome {body.outcome!r} is not one this task takes: {', '.join(row.allowed_outcomes)}"}])
     decisions = [decision, *await _outcome_decisions(body, row, user, db, authorizer)]
     arg = CompleteTask(task_id=task_id, agent=user.name, outcome=body.outcome, reply=body.reply, queue=body.queue,
                        refund=body.refund, authorization=decisions)

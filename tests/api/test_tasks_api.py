@@ -63,9 +63,17 @@ async def test_completion_input_is_validated(stack):
     r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "resolve"}, headers=stack.as_("ana"))
     assert r.status_code == 422 and "reply is required" in r.text
     r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "vanish"}, headers=stack.as_("ana"))
+    assert r.status_code == 422 and r.json()["detail"] == [{
+        "loc": ["body", "outcome"], "type": "value_error",
+        "msg": "outcome 'vanish' is not one this task takes: resolve, ask_customer, escalate, transfer"}]
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "Resolve!"}, headers=stack.as_("ana"))
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "outcome"]
     r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "transfer"}, headers=stack.as_("ana"))
     assert r.status_code == 422 and "queue is required" in r.text
+    # Nothing was consumed: the task is still ana's to complete.
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "resolve", "reply": "Done."},
+                              headers=stack.as_("ana"))
+    assert r.status_code == 200 and r.json()["outcome"] == "resolve"
 
 
 async def test_release_returns_task_to_queue(stack):
