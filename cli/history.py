@@ -14,6 +14,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from cli.divergence import Divergence, explain, quiet_runtime
 from encryption import data_converter
 from settings import get_settings
 
@@ -97,11 +98,13 @@ def export(ticket_id: str, output: Annotated[Path, typer.Option("--output", "-o"
     typer.echo(f"{len(history.events)} events written to {output}")
 
 
-async def replay_history(history: WorkflowHistory) -> None:
+async def replay_history(history: WorkflowHistory) -> Divergence | None:
+    """None when today's code makes the recorded decisions; otherwise where it first differs."""
     from worker import WORKFLOWS
 
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(get_settings()))
-    await replayer.replay_workflow(history)
+    converter = data_converter(get_settings())
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=converter, runtime=quiet_runtime())
+    return await explain(replayer, history, codec=converter.payload_codec)
 
 
 @history_app.command("replay")
@@ -115,9 +118,8 @@ def replay(source: Annotated[str, typer.Argument(help="A ticket id, or a JSON fi
         history = WorkflowHistory.from_json(f"ticket-{path.stem}", path.read_text())
     else:
         history = asyncio.run(_fetch(source))
-    try:
-        asyncio.run(replay_history(history))
-    except Exception as exc:  # noqa: BLE001 - report any divergence plainly
-        typer.echo(f"replay FAILED: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    divergence = asyncio.run(replay_history(history))
+    if divergence is not None:
+        typer.echo(f"replay FAILED: {divergence}", err=True)
+        raise typer.Exit(1)
     typer.echo(f"replay OK: {len(history.events)} events, same decisions")

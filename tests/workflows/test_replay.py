@@ -7,22 +7,32 @@ files and add new ones): TICKETFLOW_RECORD_HISTORIES=1 pytest tests/workflows/te
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, Worker
+from temporalio import workflow
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
+from cli.divergence import explain
 from cli.embedded import temporal_test_server
 from models.faq import FaqDecision, FaqMatch, FaqQuery, FaqResult
-from models.task import TaskOutcome
-from models.ticket import CustomerFeedback, TicketInput, TicketPolicy
+from models.customer360 import Refund
+from models.enums import Priority
+from models.systems import RefundRequest
+from models.task import RefundDecision, TaskOutcome
+from models.ticket import CustomerFeedback, CustomerMessage, TicketInput, TicketPolicy, TicketSnapshot
 from policies.sla import load_sla_config
-from workflow_fakes import FakeReadModel, claim_request, completion, open_task
+from sla import BusinessCalendar, SlaPolicy, SlaTarget
+from sla.config import SlaConfig
+from sla.policy import MoveToQueue, RaisePriority
+from workflow_fakes import FakeReadModel, open_task, work_task
 from temporalio import activity
 from worker import WORKFLOWS
 from workflows.ticket import TicketWorkflow
@@ -39,7 +49,83 @@ def recorded() -> list[Path]:
 @pytest.mark.parametrize("path", recorded(), ids=lambda p: p.stem)
 async def test_recorded_history_replays(path: Path):
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(history)
+    divergence = await explain(Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter), history)
+    if divergence is not None:
+        pytest.fail(f"today's code decides differently from a released history: put the change behind "
+                    f"workflow.patched(...)\n{divergence}", pytrace=False)
+
+
+@workflow.defn(name="TicketWorkflow")
+class NoRefunds(TicketWorkflow):
+    """Today's ticket, changed without a patch: an agent's refund is no longer made."""
+
+    @workflow.init
+    def __init__(self, inp: TicketInput) -> None:
+        super().__init__(inp)
+
+    @workflow.run
+    async def run(self, inp: TicketInput) -> TicketSnapshot:
+        return await super().run(inp)
+
+    async def refund(self, task, decided) -> bool:  # noqa: ANN001
+        self.record("refund_failed", "refunds are switched off")
+        return False
+
+
+@pytest.mark.skipif(RECORDING, reason="recording run")
+async def test_a_divergence_is_explained_in_the_cases_words():
+    path = HISTORIES / "ticket_refunded.json"
+    history = WorkflowHistory.from_json("ticket-recorded-refund", path.read_text())
+    replayer = Replayer(workflows=[NoRefunds], data_converter=pydantic_data_converter,
+                        workflow_runner=UnsandboxedWorkflowRunner())
+    divergence = await explain(replayer, history)
+    assert divergence is not None
+    refund_event = next(e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
+                        and e.activity_task_scheduled_event_attributes.activity_type.name == "create_refund")
+    assert divergence.case == "ticket-recorded-refund"
+    assert (divergence.event_id, divergence.event_type) == (refund_event.event_id, "ActivityTaskScheduled")
+    assert divergence.history_did == "make a refund in the ERP (create_refund)"
+    assert divergence.code_does == "write the ticket's changes to the read model (project_ticket_changes)"
+    assert divergence.last_decision == "task_claimed (by ana)"
+    assert "Nondeterminism" in divergence.temporal_says and "Failure {" not in divergence.temporal_says
+    assert str(divergence).startswith(f"ticket-recorded-refund diverges at event {refund_event.event_id} "
+                                      "(ActivityTaskScheduled): the history did \"make a refund in the ERP")
+
+
+@pytest.mark.skipif(RECORDING, reason="recording run")
+async def test_a_history_that_replays_has_nothing_to_explain():
+    path = HISTORIES / "ticket_refunded.json"
+    history = WorkflowHistory.from_json("ticket-recorded-refund", path.read_text())
+    assert await explain(Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter), history) is None
+
+
+@pytest.mark.skipif(RECORDING, reason="recording run")
+def test_history_replay_prints_where_a_history_departs_from_the_code(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from settings import get_settings
+
+    monkeypatch.setenv("TICKETFLOW_PAYLOAD_ENCRYPTION", "false")
+    get_settings.cache_clear()
+    try:
+        same = tmp_path / "refunded.json"
+        same.write_text((HISTORIES / "ticket_refunded.json").read_text())
+        result = CliRunner().invoke(app, ["history", "replay", str(same)])
+        assert result.exit_code == 0, result.output
+        assert "replay OK" in result.output
+
+        # A history whose refund went to another activity than today's code calls.
+        tampered = tmp_path / "tampered.json"
+        tampered.write_text(same.read_text().replace('"name": "create_refund"', '"name": "create_refund_v0"'))
+        assert tampered.read_text() != same.read_text()
+        result = CliRunner().invoke(app, ["history", "replay", str(tampered)])
+        assert result.exit_code == 1
+        assert "replay FAILED: ticket-tampered diverges at event" in result.output
+        assert 'the history did "run activity create_refund_v0"' in result.output
+        assert "today's code does \"make a refund in the ERP (create_refund)\"" in result.output
+    finally:
+        get_settings.cache_clear()
 
 
 @pytest.mark.skipif(RECORDING, reason="recording run")
@@ -63,6 +149,74 @@ def _faq_answer(query: FaqQuery) -> FaqResult:
                      threshold=0.8, answer="Track it at /orders.", alternatives=[])
 
 
+async def _agent_resolves(h, env):  # noqa: ANN001
+    await work_task(h, TaskOutcome.resolve, reply="It arrives tomorrow.")
+
+
+async def _bot_answers(h, env):  # noqa: ANN001
+    while (await h.query(TicketWorkflow.state)).status.value != "bot_answered":
+        await asyncio.sleep(0.05)
+    await h.signal(TicketWorkflow.customer_feedback, CustomerFeedback(helpful=True))
+
+
+async def _refunded(h, env):  # noqa: ANN001
+    await work_task(h, TaskOutcome.resolve, reply="Refunded 5.00.",
+                    refund=RefundDecision(amount=Decimal("5.00"), reason="parcel late"))
+
+
+async def _escalated(h, env):  # noqa: ANN001
+    first = await work_task(h, TaskOutcome.escalate)
+    await work_task(h, TaskOutcome.resolve, agent="sam", not_id=first.task_id, reply="Sorted, sorry for the wait.")
+
+
+async def _transferred(h, env):  # noqa: ANN001
+    first = await work_task(h, TaskOutcome.transfer, queue="billing")
+    await work_task(h, TaskOutcome.resolve, agent="bea", not_id=first.task_id, reply="Billing fixed it.")
+
+
+async def _sla_breached(h, env):  # noqa: ANN001
+    task = await open_task(h)
+    await env.sleep(timedelta(minutes=65))  # past the one-hour first response target
+    while "sla_breached" not in [e.kind for e in (await h.query(TicketWorkflow.state)).timeline]:
+        await asyncio.sleep(0.05)
+    await work_task(h, TaskOutcome.resolve, agent="sam", reply="Late, but here.")
+    del task
+
+
+async def _reopened(h, env):  # noqa: ANN001
+    first = await work_task(h, TaskOutcome.resolve, reply="Done.")
+    await env.sleep(timedelta(hours=24))  # within the quiet period
+    await h.signal(TicketWorkflow.customer_message, CustomerMessage(message_id="m1", text="Still not here!"))
+    await work_task(h, TaskOutcome.resolve, not_id=first.task_id, reply="Resent today.")
+
+
+def _one_hour_sla() -> SlaConfig:
+    return SlaConfig(calendar=BusinessCalendar.always_open("UTC"), policies=[
+        SlaPolicy(priority=p, target=SlaTarget(first_response=timedelta(hours=1), resolution=timedelta(hours=4)),
+                  warn_at=0.5, escalations=[RaisePriority(), MoveToQueue(queue="supervisors")])
+        for p in Priority])
+
+
+# One history per branch of the support ticket: file name -> (input, what the people do).
+# Recording writes only the files that are missing: the old ones are what older code did.
+SCENARIOS = {
+    "ticket_resolved_by_agent": (lambda: _input("recorded-agent", faq_enabled=False), _agent_resolves),
+    "ticket_answered_by_bot": (lambda: _input("recorded-bot", faq_task_queue="faq-recording",
+                                              bot_answer_timeout=timedelta(days=2)), _bot_answers),
+    "ticket_refunded": (lambda: _input("recorded-refund", faq_enabled=False), _refunded),
+    "ticket_escalated": (lambda: _input("recorded-escalation", faq_enabled=False), _escalated),
+    "ticket_transferred": (lambda: _input("recorded-transfer", faq_enabled=False), _transferred),
+    "ticket_sla_breached": (lambda: _input("recorded-sla", faq_enabled=False).model_copy(
+        update={"sla": _one_hour_sla()}), _sla_breached),
+    "ticket_reopened": (lambda: _input("recorded-reopen", faq_enabled=False), _reopened),
+}
+
+
+@pytest.mark.skipif(RECORDING, reason="recording run")
+def test_every_branch_has_a_recorded_history():
+    assert {p.stem for p in recorded()} >= set(SCENARIOS)
+
+
 @pytest.mark.skipif(not RECORDING, reason="set TICKETFLOW_RECORD_HISTORIES=1 to record")
 async def test_record_histories(task_queue):
     env = await WorkflowEnvironment.start_time_skipping(
@@ -73,31 +227,25 @@ async def test_record_histories(task_queue):
     async def answer_faq(query: FaqQuery) -> FaqResult:
         return _faq_answer(query)
 
+    @activity.defn(name="create_refund")
+    async def create_refund(req: RefundRequest) -> Refund:
+        return Refund(id="RF-1", order_id=req.order_id, amount=req.amount, currency="EUR", reason=req.reason,
+                      idempotency_key=req.idempotency_key, status="completed",
+                      created_at=datetime(2026, 11, 23, 9, 30, tzinfo=UTC))
+
     try:
         async with Worker(env.client, task_queue=task_queue, workflows=[TicketWorkflow],
-                          activities=fake.activities()), \
+                          activities=[*fake.activities(), create_refund]), \
                 Worker(env.client, task_queue="faq-recording", activities=[answer_faq]):
-            # an agent resolves it; quiet period; closed
-            h = await env.client.start_workflow(TicketWorkflow.run, _input("recorded-agent", faq_enabled=False),
-                                                id="ticket-recorded-agent", task_queue=task_queue)
-            task = await open_task(h)
-            await h.execute_update(TicketWorkflow.claim_task, claim_request(task_id=task.task_id, agent="ana"))
-            await h.execute_update(TicketWorkflow.complete_task, completion(
-                task_id=task.task_id, agent="ana", outcome=TaskOutcome.resolve, reply="It arrives tomorrow."))
-            await h.result()
-            (HISTORIES / "ticket_resolved_by_agent.json").write_text((await h.fetch_history()).to_json())
-
-            # the FAQ bot answers, the customer confirms, closed
-            h = await env.client.start_workflow(
-                TicketWorkflow.run, _input("recorded-bot", faq_task_queue="faq-recording",
-                                           bot_answer_timeout=timedelta(days=2)),
-                id="ticket-recorded-bot", task_queue=task_queue)
-            import asyncio
-
-            while (await h.query(TicketWorkflow.state)).status.value != "bot_answered":
-                await asyncio.sleep(0.05)
-            await h.signal(TicketWorkflow.customer_feedback, CustomerFeedback(helpful=True))
-            await h.result()
-            (HISTORIES / "ticket_answered_by_bot.json").write_text((await h.fetch_history()).to_json())
+            for name, (make_input, people) in SCENARIOS.items():
+                path = HISTORIES / f"{name}.json"
+                if path.exists():
+                    continue
+                inp = make_input()
+                h = await env.client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}",
+                                                    task_queue=task_queue)
+                await people(h, env)
+                await h.result()
+                path.write_text((await h.fetch_history()).to_json())
     finally:
         await env.shutdown()
