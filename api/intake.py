@@ -29,16 +29,23 @@ from models.ticket import (
 )
 from policies.sla import load_sla_config
 from settings import Settings
-from workflows.ticket import TicketWorkflow, workflow_id_for
+from workflows import registry
+from workflows.registry import CaseType
+from workflows.ticket import SUPPORT_TICKET, TicketWorkflow, workflow_id_for
 
 EXTERNAL_REF_NAMESPACE = uuid.UUID("6f1c2b1e-5d0e-4a53-9a43-3c1f1b7d8e21")
 # Rolls of a conversation's ticket tried while its previous ticket is closing.
 CONVERSATION_ATTEMPTS = 3
 
 
-def intake_key_for(scope: str, external_ref: str | None) -> str | None:
-    """`scope` is whose refs these are (`user:<name>`, `webhook:chat`): two scopes never meet."""
-    return f"{scope}:{external_ref}" if external_ref else None
+def intake_key_for(scope: str, external_ref: str | None, case_type: CaseType | None = None) -> str | None:
+    """`scope` is whose refs these are (`user:<name>`, `webhook:chat`): two scopes never meet.
+    Refs are also private to a case type: the support ticket's keys start with the scope
+    (as they always have), every other type's with `<case type>/`, which no scope does."""
+    if not external_ref:
+        return None
+    key = f"{scope}:{external_ref}"
+    return key if case_type is None or case_type.name == SUPPORT_TICKET.name else f"{case_type.name}/{key}"
 
 
 def ticket_id_for(intake_key: str | None) -> str:
@@ -47,25 +54,31 @@ def ticket_id_for(intake_key: str | None) -> str:
     return uuid.uuid4().hex
 
 
-async def existing_ticket(db: Database, client: Client, ticket_id: str) -> TicketPublic | None:
-    """The ticket from the read model or, if it opened moments ago and its workflow has not
-    projected it yet, from the workflow itself."""
+async def existing_ticket(db: Database, client: Client, ticket_id: str,
+                          case_types: list[CaseType] | None = None) -> TicketPublic | None:
+    """The case from the read model or, if it opened moments ago and its workflow has not
+    projected it yet, from the workflow itself (of any case type, or of those given)."""
     row = await db.run(readmodel.get_ticket, ticket_id)
     if row is not None:
         return readmodel.ticket_public(row)
-    try:
-        snap: TicketSnapshot = await client.get_workflow_handle(workflow_id_for(ticket_id)).query(TicketWorkflow.state)
-    except RPCError as err:
-        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-            return None
-        raise
-    return TicketPublic.model_validate({**snap.model_dump(), "id": snap.ticket_id})
+    for case_type in case_types or registry.case_types():
+        try:
+            snap: TicketSnapshot = await client.get_workflow_handle(case_type.workflow_id(ticket_id)).query(
+                TicketWorkflow.state, result_type=TicketSnapshot)
+        except RPCError as err:
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                continue
+            raise
+        return TicketPublic.model_validate({**snap.model_dump(), "id": snap.ticket_id})
+    return None
 
 
 def ticket_input(body: TicketCreate, settings: Settings, *, ticket_id: str, intake_key: str | None,
-                 conversation_id: str | None = None, opening_message_id: str | None = None) -> TicketInput:
-    """The workflow's input: the request plus the settings that decide, frozen at intake."""
-    return TicketInput(
+                 conversation_id: str | None = None, opening_message_id: str | None = None,
+                 input_model: type[TicketInput] = TicketInput) -> TicketInput:
+    """The workflow's input (`input_model`, the case type's): the request plus the settings
+    that decide, frozen at intake."""
+    return input_model(
         **body.model_dump(), ticket_id=ticket_id, intake_key=intake_key, opened_at=utcnow(),
         conversation_id=conversation_id, opening_message_id=opening_message_id,
         policy=TicketPolicy(auto_close_after=settings.auto_close_after,
@@ -78,26 +91,26 @@ def ticket_input(body: TicketCreate, settings: Settings, *, ticket_id: str, inta
 
 
 async def open_ticket(body: TicketCreate, *, db: Database, client: Client, settings: Settings,
-                      intake_key: str | None) -> tuple[TicketCreated, bool]:
-    """Start the ticket's workflow (or find the one its intake key already started).
-    Returns the ticket and whether this call opened it."""
+                      intake_key: str | None, case_type: CaseType = SUPPORT_TICKET) -> tuple[TicketCreated, bool]:
+    """Start the case's workflow (or find the one its intake key already started).
+    Returns the case and whether this call opened it."""
     ticket_id = ticket_id_for(intake_key)
-    workflow_id = workflow_id_for(ticket_id)
+    workflow_id = case_type.workflow_id(ticket_id)
     if intake_key:
         # The read model outlives Temporal's retention of closed workflows: a ref used long
         # ago still answers with its ticket instead of opening a second one.
         row = await db.run(readmodel.get_ticket_by_intake_key, intake_key)
         if row is not None:
             return _same_ref(readmodel.ticket_public(row), body, ticket_id), False
-    inp = ticket_input(body, settings, ticket_id=ticket_id, intake_key=intake_key)
+    inp = ticket_input(body, settings, ticket_id=ticket_id, intake_key=intake_key, input_model=case_type.input_model)
     try:
         await client.start_workflow(
-            TicketWorkflow.run, inp, id=workflow_id, task_queue=settings.task_queue,
+            case_type.workflow.run, inp, id=workflow_id, task_queue=settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )
     except WorkflowAlreadyStartedError:
-        existing = await existing_ticket(db, client, ticket_id)
+        existing = await existing_ticket(db, client, ticket_id, [case_type])
         if existing is None:  # the id is taken but the ticket is gone (history expired)
             raise HTTPException(status.HTTP_409_CONFLICT, "external_ref was used by a ticket that no longer exists")
         return _same_ref(existing, body, ticket_id), False

@@ -137,7 +137,7 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
         return JSONResponse({"detail": [{"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}]},
                             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
-    routers = [health.router, tickets.router, cases.router, tasks.router, webhooks.router, agents.router, events.router,
+    routers = [health.router, tickets.router, cases.case_router(), tasks.router, webhooks.router, agents.router, events.router,
                faq.router, admin.router, codec.router]
     for router in routers:
         app.include_router(router)

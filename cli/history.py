@@ -100,10 +100,10 @@ def export(ticket_id: str, output: Annotated[Path, typer.Option("--output", "-o"
 
 async def replay_history(history: WorkflowHistory) -> Divergence | None:
     """None when today's code makes the recorded decisions; otherwise where it first differs."""
-    from worker import WORKFLOWS
+    from worker import workflows
 
     converter = data_converter(get_settings())
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=converter, runtime=quiet_runtime())
+    replayer = Replayer(workflows=workflows(), data_converter=converter, runtime=quiet_runtime())
     return await explain(replayer, history, codec=converter.payload_codec)
 
 

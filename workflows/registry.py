@@ -2,7 +2,7 @@
 
 A case type is a workflow class plus what the rest of the system needs to know about it
 without reading its code: the name callers open it by (`POST /cases/{name}`), the body that
-opens one, the prefix of its workflow ids, the department that works it unless triage says
+opens one and the workflow input made from it, the prefix of its workflow ids, the department that works it unless triage says
 otherwise, and per kind of human task the outcomes an agent may choose. Workers run every
 registered workflow; the API lists the types with their input's JSON Schema
 (`GET /case-types`) and opens them.
@@ -37,8 +37,9 @@ class CaseType:
     name: str  # lower-case words joined by hyphens, e.g. "support-ticket"; the URL segment
     title: str
     description: str
-    workflow: type  # the @workflow.defn class; its run takes the case's input
+    workflow: type  # the @workflow.defn class
     create_model: type[BaseModel]  # the body of POST /cases/{name}
+    input_model: type[BaseModel]  # what the workflow's run takes: the body plus what intake adds
     id_prefix: str  # workflow ids are "<id_prefix>-<case id>"
     default_department: str
     # Per kind of human task, the outcomes an agent may choose; the first is the usual one.

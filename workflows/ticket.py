@@ -169,6 +169,7 @@ SUPPORT_TICKET = register(CaseType(
     "gathered, the FAQ bot answers what it confidently can, an agent handles the rest.",
     workflow=TicketWorkflow,
     create_model=TicketCreate,
+    input_model=TicketInput,
     id_prefix=TICKET_ID_PREFIX,
     default_department="general",
     task_outcomes={HANDLE_TICKET: tuple(TaskOutcome)},

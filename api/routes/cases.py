@@ -1,16 +1,21 @@
-"""Case types: what kinds of case there are, and opening one by its type's name."""
+"""Case types: what kinds of case there are, and opening one by its type's name.
 
-from __future__ import annotations
+Every registered case type gets its own `POST /cases/<name>` route, with its own body in the
+OpenAPI document; they all open cases the way `POST /tickets` opens support tickets."""
 
-from fastapi import APIRouter, HTTPException, status
+# No `from __future__ import annotations` here: each opening route's body annotation is its
+# case type's model, evaluated when the route is made.
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import CONFLICT, FORBIDDEN, CurrentUser, answers, refusal
-from api.routes import tickets
-from models.ticket import TicketCreated
+from api.deps import CONFLICT, FORBIDDEN, AuthorizerDep, CurrentUser, DbDep, SettingsDep, TemporalDep, answers, \
+    refusal
+from api.routes.tickets import open_case
+from models.ticket import TicketCreate, TicketCreated
 from workflows import registry
 
-router = APIRouter(tags=["cases"])
+
 
 
 class CaseTypePublic(BaseModel):
@@ -33,8 +38,6 @@ def case_type_public(case_type: registry.CaseType) -> CaseTypePublic:
     )
 
 
-@router.get("/case-types", response_model=list[CaseTypePublic], responses=answers(),
-            summary="The kinds of case this installation runs, with the body that opens each")
 async def list_case_types(user: CurrentUser) -> list[CaseTypePublic]:
     return [case_type_public(case_type) for case_type in registry.case_types()]
 
@@ -42,27 +45,53 @@ async def list_case_types(user: CurrentUser) -> list[CaseTypePublic]:
 OPENED = {200: {"model": TicketCreated, "description": "The caller sent this external_ref before: that case."},
           **answers(FORBIDDEN, CONFLICT)}
 
-# The route handler that opens each case type, with its own typed body. The support ticket
-# opens exactly as POST /tickets does: same checks, same idempotency.
-OPENERS = {"support-ticket": tickets.create_ticket}
 
-for _case_type in registry.case_types():
-    if _case_type.name in OPENERS:
-        router.add_api_route(
-            f"/cases/{_case_type.name}", OPENERS[_case_type.name], methods=["POST"],
-            status_code=status.HTTP_201_CREATED, response_model=TicketCreated, responses=OPENED,
-            summary=f"Open a case of type {_case_type.name}: {_case_type.title.lower()}",
-            operation_id=f"open_case_{_case_type.name.replace('-', '_')}",
-        )
+def _opening_route(case_type: registry.CaseType):  # noqa: ANN202
+    body_model = case_type.create_model
+
+    async def open_this_case(
+        body: body_model, request: Request, user: CurrentUser, db: DbDep, client: TemporalDep,  # type: ignore[valid-type]
+        settings: SettingsDep, authorizer: AuthorizerDep, response: Response,
+    ) -> TicketCreated:
+        return await open_case(case_type, body, request, user, db, client, settings, authorizer, response)
+
+    return open_this_case
 
 
-@router.post("/cases/{case_type}", status_code=status.HTTP_201_CREATED, response_model=TicketCreated,
-             responses=answers(refusal(404, "No case type of that name; the message lists the known ones.")),
-             summary="Open a case of a type this installation does not run: the answer lists those it does")
+def openable(case_type: registry.CaseType) -> bool:
+    """The API opens case types whose body carries the common fields (a TicketCreate)."""
+    return isinstance(case_type.create_model, type) and issubclass(case_type.create_model, TicketCreate)
+
+
 async def open_unknown_case(case_type: str, user: CurrentUser) -> TicketCreated:
     try:
         registry.get(case_type)
     except registry.CaseTypeError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    # A registered type always has its own route above this one.
-    raise HTTPException(status.HTTP_404_NOT_FOUND, f"case type {case_type!r} cannot be opened through this API")
+    # A registered type has a route of its own above this one unless its body lacks the
+    # common fields every case is opened with.
+    raise HTTPException(status.HTTP_404_NOT_FOUND, f"case type {case_type!r} cannot be opened through this API: "
+                                                   "its opening body is not a TicketCreate")
+
+
+def case_router() -> APIRouter:
+    """The routes of this module, with an opening route for every case type registered now
+    (made when the app is, so a case type is found wherever its module is)."""
+    routes = APIRouter(tags=["cases"])
+    routes.add_api_route("/case-types", list_case_types, methods=["GET"], response_model=list[CaseTypePublic],
+                         responses=answers(),
+                         summary="The kinds of case this installation runs, with the body that opens each")
+    for case_type in registry.case_types():
+        if openable(case_type):
+            routes.add_api_route(
+                f"/cases/{case_type.name}", _opening_route(case_type), methods=["POST"],
+                status_code=status.HTTP_201_CREATED, response_model=TicketCreated, responses=OPENED,
+                summary=f"Open a case of type {case_type.name}: {case_type.title.lower()}",
+                operation_id=f"open_case_{case_type.name.replace('-', '_')}",
+            )
+    routes.add_api_route(
+        "/cases/{case_type}", open_unknown_case, methods=["POST"], status_code=status.HTTP_201_CREATED,
+        response_model=TicketCreated,
+        responses=answers(refusal(404, "No case type of that name; the message lists the known ones.")),
+        summary="Open a case of a type this installation does not run: the answer lists those it does")
+    return routes

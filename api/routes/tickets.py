@@ -42,7 +42,8 @@ from models.ticket import (
 )
 from policies import Authorizer, Resource
 from policies.store import departments as list_departments
-from workflows.ticket import TicketWorkflow
+from workflows.registry import CaseType
+from workflows.ticket import SUPPORT_TICKET, TicketWorkflow
 
 log = logging.getLogger("ticketflow.api.tickets")
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -81,16 +82,27 @@ async def create_ticket(
     body: TicketCreate, request: Request, user: CurrentUser, db: DbDep, client: TemporalDep, settings: SettingsDep,
     authorizer: AuthorizerDep, response: Response,
 ) -> TicketCreated:
-    require(authorizer, user, "create", Resource("ticket", owner=body.customer_id, department=body.department))
+    return await open_case(SUPPORT_TICKET, body, request, user, db, client, settings, authorizer, response)
+
+
+async def open_case(case_type: CaseType, body: TicketCreate, request: Request, user: Principal, db, client,  # noqa: ANN001
+                    settings, authorizer: Authorizer, response: Response) -> TicketCreated:
+    """Open a case of `case_type` for a caller: the same rights, triage rule, department check
+    and idempotency for every type. A type's cases go to its default department unless staff
+    name another."""
     triaged = [f for f in TRIAGE_FIELDS if f in body.model_fields_set]
+    if "department" not in body.model_fields_set:
+        body = body.model_copy(update={"department": case_type.default_department})
+    require(authorizer, user, "create", Resource("ticket", owner=body.customer_id, department=body.department))
     if triaged and not authorizer.allowed(user, "triage", Resource("ticket", department=body.department)):
         raise forbidden(user, "triage", "ticket", why=f"only staff set {', '.join(triaged)} (leave them out: the "
                                                       "tier comes from the order system, the department from triage)")
     known = await known_departments(request, db, body.department)
     if body.department not in known:
         raise _unknown_department(body.department, known)
-    created, is_new = await open_ticket(body, db=db, client=client, settings=settings,
-                                        intake_key=intake_key_for(f"user:{user.name}", body.external_ref))
+    created, is_new = await open_ticket(
+        body, db=db, client=client, settings=settings, case_type=case_type,
+        intake_key=intake_key_for(f"user:{user.name}", body.external_ref, case_type))
     if not is_new:
         response.status_code = status.HTTP_200_OK
     return created

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from harness import eventually, open_task_for, staff_ticket_body, ticket_body, unique_ref
 from models import readmodel
 from models.ticket import TicketCreate
@@ -112,3 +114,57 @@ def test_the_inbox_keeps_only_the_asked_case_type(db):
                                as_json=as_json)
             ids = [json.loads(i)["id"] if as_json else i.id for i in items]
             assert ids == [f"{marker}-{case_type}"], (case_type, as_json)
+
+
+@pytest.fixture
+def parcel_claims(monkeypatch):
+    """The probe case type registered for one test (before the stack is built)."""
+    from case_probe import probe_case_type
+    from workflows import registry
+
+    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
+    registry.case_types()  # the shipped types first
+    return registry.register(probe_case_type())
+
+
+async def test_a_new_case_type_opens_and_is_worked_through_the_api_with_no_other_change(parcel_claims, stack):
+    types = {t["name"]: t for t in (await stack.http.get("/case-types", headers=stack.as_("cust-1"))).json()}
+    assert types["parcel-claim"]["task_outcomes"] == {"review_claim": ["pay", "refuse"]}
+    assert "case_data" in types["parcel-claim"]["input_schema"]["required"]
+
+    ref = unique_ref()
+    body = {**ticket_body(customer_id="cust-1", external_ref=ref), "case_data": {"parcel": "TRK-9"}}
+    r = await stack.http.post("/cases/parcel-claim", json={**body, "case_data": {}}, headers=stack.as_("cust-1"))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "case_data", "parcel"]
+    r = await stack.http.post("/cases/parcel-claim", json=body, headers=stack.as_("cust-1"))
+    assert r.status_code == 201, r.text
+    claim = r.json()
+    assert claim["workflow_id"] == f"claim-{claim['id']}"
+    # The same ref for a support ticket is another case: refs are private to a case type.
+    ticket = await stack.http.post("/tickets", json=ticket_body(customer_id="cust-1", external_ref=ref),
+                                   headers=stack.as_("cust-1"))
+    assert ticket.status_code == 201 and ticket.json()["id"] != claim["id"]
+    again = await stack.http.post("/cases/parcel-claim", json=body, headers=stack.as_("cust-1"))
+    assert again.status_code == 200 and again.json()["id"] == claim["id"]
+
+    task = await open_task_for(stack, claim["id"], user="sam")
+    assert (task["case_type"], task["kind"], task["queue"]) == ("parcel-claim", "review_claim", "logistics")
+    assert task["allowed_outcomes"] == ["pay", "refuse"] and task["context"]["parcel"] == "TRK-9"
+    inbox = (await stack.http.get("/tasks", params={"case_type": "parcel-claim"}, headers=stack.as_("sam"))).json()
+    assert [t["id"] for t in inbox["items"]] == [task["id"]]
+
+    assert (await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("ana"))).is_success
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "resolve", "reply": "x"},
+                              headers=stack.as_("ana"))
+    assert r.status_code == 422 and "not one this task takes: pay, refuse" in r.text
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "pay"}, headers=stack.as_("ana"))
+    assert r.status_code == 200, r.text
+
+    async def paid():
+        r = await stack.http.get(f"/tickets/{claim['id']}", headers=stack.as_("sam"))
+        return r.json() if r.status_code == 200 and r.json()["status"] == "resolved" else None
+
+    case = await eventually(paid)
+    assert case["case_type"] == "parcel-claim"
+    listed = (await stack.http.get("/tickets", params={"case_type": "parcel-claim"}, headers=stack.as_("sam"))).json()
+    assert [t["id"] for t in listed["items"]] == [claim["id"]]

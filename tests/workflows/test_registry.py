@@ -25,7 +25,7 @@ class Probe:
 
 def case_type(**changes) -> CaseType:  # noqa: ANN003
     fields = dict(name="return-request", title="Return request", description="Items sent back.", workflow=Probe,
-                  create_model=ReturnInput, id_prefix="return", default_department="returns",
+                  create_model=ReturnInput, input_model=ReturnInput, id_prefix="return", default_department="returns",
                   task_outcomes={"approve_return": ("approve", "reject", "ask_customer")})
     return CaseType(**{**fields, **changes})
 
@@ -94,7 +94,8 @@ def test_a_case_type_is_found_by_its_module_being_in_the_workflows_package(tmp_p
         "    @workflow.run\n"
         "    async def run(self, inp: ClaimInput) -> None:\n        return None\n\n"
         "register(CaseType(name='parcel-claim', title='Parcel claim', description='A lost parcel.',\n"
-        "                  workflow=ParcelClaim, create_model=ClaimInput, id_prefix='claim',\n"
+        "                  workflow=ParcelClaim, create_model=ClaimInput, input_model=ClaimInput,\n"
+        "                  id_prefix='claim',\n"
         "                  default_department='logistics', task_outcomes={'review_claim': ('pay', 'refuse')}))\n")
     monkeypatch.setattr(workflows, "__path__", [*workflows.__path__, str(tmp_path)])
     monkeypatch.setattr(registry, "_registry", dict(registry._registry))
