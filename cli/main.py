@@ -12,6 +12,7 @@ from cli.access import department_app, policy_app, token_app, user_app
 from cli.faq import faq_app
 from cli.history import history_app
 from cli.keys import keys_app, require_keys
+from cli.scaffold import case_app
 from cli.logs import LogFormat, configure
 from settings import get_settings
 
@@ -26,6 +27,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(history_app, name="history")
 app.add_typer(faq_app, name="faq")
 app.add_typer(keys_app, name="keys")
+app.add_typer(case_app, name="case")
 
 log = logging.getLogger("ticketflow")
 

@@ -41,10 +41,10 @@ def reassign_request(**fields) -> ReassignTask:
 def completion(**fields) -> CompleteTask:
     """A completion with every decision its outcome needs: completing, escalating or
     transferring, refunding."""
-    agent, outcome = fields["agent"], TaskOutcome(fields["outcome"])
+    agent, outcome = fields["agent"], str(fields["outcome"])  # any case type's outcome
     decisions = [allow("complete", agent)]
-    if outcome in (TaskOutcome.escalate, TaskOutcome.transfer):
-        decisions.append(allow(outcome.value, agent))
+    if outcome in (TaskOutcome.escalate.value, TaskOutcome.transfer.value):
+        decisions.append(allow(outcome, agent))
     if fields.get("refund") is not None:
         decisions.append(allow("refund", agent))
     return CompleteTask(**fields, authorization=decisions)

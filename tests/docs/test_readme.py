@@ -41,7 +41,7 @@ def test_every_documented_setting_exists():
                                      "user create", "user list", "user show", "user disable",
                                      "policy grant", "policy revoke", "policy show", "policy export",
                                      "policy import", "policy diff", "department add", "department list",
-                                     "history show", "history export", "history replay", "keys rotate", "keys list",
+                                     "history show", "history export", "history replay", "keys rotate", "keys list", "case new",
                                      "faq import",
                                      "faq export", "faq ask", "faq status", "faq publish"])
 def test_documented_commands_exist(command):
