@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     bot_answer_timeout: timedelta = Field(
         default=timedelta(days=2), description="How long a bot answer waits for the customer's verdict before an agent looks."
     )
+    intake_rules_file: Path = Field(
+        default=ROOT / "policies" / "intake.json",
+        description="Rules that route a chat message to a case type (JSON); unmatched messages open support tickets.",
+    )
     sla_config_file: Path = Field(
         default=ROOT / "policies" / "sla.json", description="Business calendar and SLA policies (JSON)."
     )

@@ -31,7 +31,8 @@ from policies.sla import load_sla_config
 from settings import Settings
 from workflows import registry
 from workflows.registry import CaseType
-from workflows.ticket import SUPPORT_TICKET, TicketWorkflow, workflow_id_for
+from policies.intake import IntakeRules, Route
+from workflows.ticket import SUPPORT_TICKET, TicketWorkflow
 
 EXTERNAL_REF_NAMESPACE = uuid.UUID("6f1c2b1e-5d0e-4a53-9a43-3c1f1b7d8e21")
 # Rolls of a conversation's ticket tried while its previous ticket is closing.
@@ -128,22 +129,28 @@ def _same_ref(existing: TicketPublic, body: TicketCreate, ticket_id: str) -> Tic
 
 
 async def chat_message(body: TicketCreate, message: CustomerMessage, *, conversation_id: str, db: Database,
-                       client: Client, settings: Settings) -> tuple[str, bool]:
-    """Put a chat message on its conversation's open ticket, opening one if there is none.
-    Returns (ticket id, whether this message opened it).
+                       client: Client, settings: Settings, route: Route | None = None) -> tuple[str, bool]:
+    """Put a chat message on its conversation's open case, opening one if there is none (of
+    the case type and in the department `route` says; by default a support ticket).
+    Returns (case id, whether this message opened it).
 
-    The conversation's current ticket id is one row (`chat_conversation`), claimed by the
-    first message; every message then signals-with-start that ticket's workflow, so
-    whichever arrives first starts it and the others land on it. A closed ticket cannot be
-    started again (its id is rejected), and the row moves on to a fresh ticket."""
+    The conversation's current case is one row (`chat_conversation`), claimed by the first
+    message; every message then signals-with-start that case's workflow, so whichever
+    arrives first starts it and the others land on it. A closed case cannot be started
+    again (its id is rejected), and the row moves on to a fresh case."""
+    route = route or IntakeRules().route(body.body)
     for _ in range(CONVERSATION_ATTEMPTS):
         candidate = uuid.uuid4().hex
-        ticket_id = await db.run(readmodel.conversation_ticket, conversation_id, body.customer_id, candidate)
+        ticket_id, type_name = await db.run(readmodel.conversation_ticket, conversation_id, body.customer_id,
+                                            candidate, route.case_type.name)
+        case_type = route.case_type if type_name == route.case_type.name else registry.get(type_name)
+        if ticket_id == candidate:
+            body = body.model_copy(update={"department": route.department})
         inp = ticket_input(body, settings, ticket_id=ticket_id, intake_key=None, conversation_id=conversation_id,
-                           opening_message_id=message.message_id)
+                           opening_message_id=message.message_id, input_model=case_type.input_model)
         try:
             await client.start_workflow(
-                TicketWorkflow.run, inp, id=workflow_id_for(ticket_id), task_queue=settings.task_queue,
+                case_type.workflow.run, inp, id=case_type.workflow_id(ticket_id), task_queue=settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 start_signal="customer_message", start_signal_args=[message],
             )

@@ -28,6 +28,7 @@ from encryption import data_converter
 from models.db import Database, DatabaseUnavailable
 from models.readmodel import InvalidCursor
 from policies import Authorizer
+from policies.intake import load_intake_rules
 from settings import Settings
 
 log = logging.getLogger("ticketflow.api")
@@ -93,6 +94,8 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
             if db is None:
                 await app.state.db.aclose()
 
+    # A wrong intake rule stops the API here, saying which, rather than misroute chats later.
+    load_intake_rules(settings.intake_rules_file)
     app = FastAPI(title="ticketflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = db or Database(settings.effective_database_url)

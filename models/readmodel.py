@@ -178,14 +178,17 @@ def get_ticket(session: Session, ticket_id: str) -> Ticket | None:
     return session.get(Ticket, ticket_id)
 
 
-def conversation_ticket(session: Session, conversation_id: str, customer_id: str, candidate: str) -> str:
-    """The ticket id the conversation's messages go to: the one recorded, or `candidate`,
-    recorded now if there is none (of racing first messages, one inserts; all read it)."""
-    values = dict(customer_id=customer_id, conversation_id=conversation_id, ticket_id=candidate, updated_at=utcnow())
+def conversation_ticket(session: Session, conversation_id: str, customer_id: str, candidate: str,
+                        case_type: str = "support-ticket") -> tuple[str, str]:
+    """The case (id, case type) the conversation's messages go to: the one recorded, or
+    `candidate` of `case_type`, recorded now if there is none (of racing first messages, one
+    inserts; all read it)."""
+    values = dict(customer_id=customer_id, conversation_id=conversation_id, ticket_id=candidate, case_type=case_type,
+                  updated_at=utcnow())
     session.exec(_insert(session, ChatConversation).values(**values).on_conflict_do_nothing())  # type: ignore[call-overload]
     row = session.get(ChatConversation, (customer_id, conversation_id))
     assert row is not None
-    return row.ticket_id
+    return row.ticket_id, row.case_type
 
 
 def roll_conversation_ticket(session: Session, conversation_id: str, closed_ticket_id: str) -> None:

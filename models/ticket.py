@@ -351,6 +351,7 @@ class ChatConversation(SQLModel, table=True):
     customer_id: str = SQLField(primary_key=True, max_length=100)
     conversation_id: str = SQLField(primary_key=True, max_length=200)
     ticket_id: str = SQLField(max_length=64)
+    case_type: str = SQLField(default=SUPPORT_TICKET, max_length=50)
     updated_at: datetime
 
 

@@ -47,3 +47,27 @@ def probe_case_type() -> CaseType:
     return CaseType(name="parcel-claim", title="Parcel claim", description="A parcel the carrier lost.",
                     workflow=ParcelClaim, create_model=ClaimCreate, input_model=ClaimInput, id_prefix="claim",
                     default_department="logistics", task_outcomes={"review_claim": ("pay", "refuse")})
+
+
+@workflow.defn(name="CallbackRequestProbe")
+class CallbackRequest(CaseWorkflow):
+    """A case with no case data of its own, so a chat message can open one."""
+
+    CASE_TYPE = "callback-request"
+
+    @workflow.run
+    async def run(self, inp: TicketInput) -> TicketSnapshot:
+        self.open(inp)
+        await self.publish()
+        await self.human_task(queue=self.snapshot.department, priority=Priority.normal, kind="call_back",
+                              allowed_outcomes=["called"])
+        self.set_status(TicketStatus.resolved, "called back")
+        await self.publish()
+        await self.finish()
+        return self.snapshot
+
+
+def callback_case_type() -> CaseType:
+    return CaseType(name="callback-request", title="Callback request", description="Call the customer back.",
+                    workflow=CallbackRequest, create_model=TicketCreate, input_model=TicketInput,
+                    id_prefix="callback", default_department="general", task_outcomes={"call_back": ("called",)})

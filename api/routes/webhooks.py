@@ -13,6 +13,7 @@ from api import intake
 from connectors.signing import SIGNATURE_HEADER, verify_signature
 from models.customer360 import InboundChatMessage
 from models.ticket import Channel, CustomerMessage, TicketCreate
+from policies.intake import load_intake_rules
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -83,5 +84,6 @@ async def chat_message(request: Request, db: DbDep, client: TemporalDep, setting
     # A redelivered webhook carries the same message id: the workflow keeps it once.
     ticket_id, opened = await intake.chat_message(
         body, CustomerMessage(message_id=msg.message_id, text=msg.text, sent_at=msg.sent_at),
-        conversation_id=msg.conversation_id, db=db, client=client, settings=settings)
+        conversation_id=msg.conversation_id, db=db, client=client, settings=settings,
+        route=load_intake_rules(settings.intake_rules_file).route(msg.text))
     return ChatWebhookAccepted(ticket_id=ticket_id, action="opened" if opened else "appended")

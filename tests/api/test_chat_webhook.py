@@ -87,3 +87,54 @@ async def test_the_longest_ids_and_order_numbers_the_webhook_accepts_open_a_tick
     # external_ref, and a 150-digit "order number" outgrows its order_id. Found by tests/fuzz.
     r = await chat("c" * 200, "m" * 200, "Where is ORD-" + "1" * 150 + "?")
     assert r.status_code == 202, r.text
+
+
+async def test_intake_rules_open_a_chat_as_another_case_type_and_its_later_messages_follow_it(
+        callback_requests, stack, tmp_path):
+    rules = tmp_path / "intake.json"
+    rules.write_text(json.dumps({"rules": [{"case_type": "callback-request", "any_words": ["call me"],
+                                            "department": "billing"}]}))
+    settings = stack.settings.model_copy(update={"messaging_webhook_secret": SecretStr(SECRET),
+                                                 "intake_rules_file": rules})
+    app = create_app(settings, db=stack.db, temporal=stack.client)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        async def send(conversation: str, message: str, text: str) -> httpx.Response:
+            raw = json.dumps({"conversation_id": conversation, "message_id": message, "customer_id": "cust-1",
+                              "text": text, "sent_at": "2026-11-30T10:00:00Z"}).encode()
+            return await http.post("/webhooks/chat", content=raw, headers={SIGNATURE_HEADER: sign(SECRET, raw),
+                                                                           "content-type": "application/json"})
+
+        conversation = f"conv-{uuid.uuid4().hex}"
+        opened = await send(conversation, "m1", "Could you call me tomorrow?")
+        assert opened.status_code == 202 and opened.json()["action"] == "opened"
+        case_id = opened.json()["ticket_id"]
+        later = await send(conversation, "m2", "Any time after 10.")  # matches no rule: still that case
+        assert later.json() == {"ticket_id": case_id, "action": "appended"}
+        other = await send(f"conv-{uuid.uuid4().hex}", "m1", "Where is ORD-1001?")
+        assert other.json()["ticket_id"] != case_id
+
+    async def both_messages():
+        r = await stack.http.get(f"/tickets/{case_id}", headers=stack.as_("sam"))
+        return r.json() if r.status_code == 200 and len(r.json()["conversation"]) == 2 else None
+
+    case = await eventually(both_messages)
+    assert (case["case_type"], case["department"]) == ("callback-request", "billing")
+    assert case["workflow_id"] == f"callback-{case_id}"
+    other_case = await eventually(lambda: _readable(stack, other.json()["ticket_id"]))
+    assert other_case["case_type"] == "support-ticket"
+
+
+async def _readable(stack, case_id: str):  # noqa: ANN001
+    r = await stack.http.get(f"/tickets/{case_id}", headers=stack.as_("sam"))
+    return r.json() if r.status_code == 200 else None
+
+
+@pytest.fixture
+def callback_requests(monkeypatch):
+    """The chat-openable probe case type, registered for one test (before the stack)."""
+    from case_probe import callback_case_type
+    from workflows import registry
+
+    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
+    registry.case_types()
+    return registry.register(callback_case_type())
