@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         default=ROOT / "policies" / "intake.json",
         description="Rules that route a chat message to a case type (JSON); unmatched messages open support tickets.",
     )
+    returns_policy_file: Path = Field(
+        default=ROOT / "policies" / "returns.json",
+        description="What may be returned and how long a return request waits at each step (JSON).",
+    )
     sla_config_file: Path = Field(
         default=ROOT / "policies" / "sla.json", description="Business calendar and SLA policies (JSON)."
     )

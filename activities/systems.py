@@ -31,6 +31,7 @@ from connectors.registry import (
 )
 from models.auth import Principal
 from models.customer360 import Customer, ExternalTicket, Refund, Shipment
+from models.returns import ReturnLabel, ReturnLabelRequest
 from models.systems import (
     ChatReplyReceipt,
     ExternalTicketsLookup,
@@ -100,6 +101,7 @@ class SystemActivities:
             self.lookup_orders,
             self.track_shipment,
             self.find_shipments,
+            self.create_return_label,
             self.find_external_tickets,
             self.create_refund,
             self.get_refund,
@@ -178,6 +180,15 @@ class SystemActivities:
         carrier = _configured(self.logistics, "carrier", "TICKETFLOW_LOGISTICS_URL")
         with connector_errors():
             return carrier.track_shipment(req.tracking_number)
+
+    @activity.defn(name="create_return_label")
+    def create_return_label(self, req: ReturnLabelRequest) -> ReturnLabel:
+        carrier = _configured(self.logistics, "carrier", "TICKETFLOW_LOGISTICS_URL")
+        with connector_errors():
+            label = carrier.create_return_label(req.order_id, req.skus, req.idempotency_key)
+        activity.logger.info("return label %s for order %s of case %s", label.tracking_number, req.order_id,
+                             req.ticket_id)
+        return label
 
     @activity.defn(name="find_shipments")
     def find_shipments(self, req: ShipmentsLookup) -> ShipmentsResult:

@@ -76,10 +76,12 @@ async def existing_ticket(db: Database, client: Client, ticket_id: str,
 
 def ticket_input(body: TicketCreate, settings: Settings, *, ticket_id: str, intake_key: str | None,
                  conversation_id: str | None = None, opening_message_id: str | None = None,
-                 input_model: type[TicketInput] = TicketInput) -> TicketInput:
-    """The workflow's input (`input_model`, the case type's): the request plus the settings
-    that decide, frozen at intake."""
-    return input_model(
+                 case_type: CaseType = SUPPORT_TICKET) -> TicketInput:
+    """The case type's workflow input: the request plus the settings that decide, frozen at
+    intake (the common ones, and those the case type asks for)."""
+    extra = case_type.intake(settings) if case_type.intake is not None else {}
+    return case_type.input_model(
+        **extra,
         **body.model_dump(), ticket_id=ticket_id, intake_key=intake_key, opened_at=utcnow(),
         conversation_id=conversation_id, opening_message_id=opening_message_id,
         policy=TicketPolicy(auto_close_after=settings.auto_close_after,
@@ -103,7 +105,7 @@ async def open_ticket(body: TicketCreate, *, db: Database, client: Client, setti
         row = await db.run(readmodel.get_ticket_by_intake_key, intake_key)
         if row is not None:
             return _same_ref(readmodel.ticket_public(row), body, ticket_id), False
-    inp = ticket_input(body, settings, ticket_id=ticket_id, intake_key=intake_key, input_model=case_type.input_model)
+    inp = ticket_input(body, settings, ticket_id=ticket_id, intake_key=intake_key, case_type=case_type)
     try:
         await client.start_workflow(
             case_type.workflow.run, inp, id=workflow_id, task_queue=settings.task_queue,
@@ -147,7 +149,7 @@ async def chat_message(body: TicketCreate, message: CustomerMessage, *, conversa
         if ticket_id == candidate:
             body = body.model_copy(update={"department": route.department})
         inp = ticket_input(body, settings, ticket_id=ticket_id, intake_key=None, conversation_id=conversation_id,
-                           opening_message_id=message.message_id, input_model=case_type.input_model)
+                           opening_message_id=message.message_id, case_type=case_type)
         try:
             await client.start_workflow(
                 case_type.workflow.run, inp, id=case_type.workflow_id(ticket_id), task_queue=settings.task_queue,

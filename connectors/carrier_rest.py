@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, BaseModel
 from connectors.errors import require_text
 from connectors.http import RestConnector, path_segment
 from models.customer360 import Shipment, ShipmentStatus, TrackingEvent
+from models.returns import ReturnLabel
 
 _STATUS = {
     "LABEL_CREATED": ShipmentStatus.label_created,
@@ -39,6 +40,12 @@ class _Tracking(BaseModel):
 
 class _ShipmentList(BaseModel):
     shipments: list[_Tracking]
+
+
+class _ReturnLabel(BaseModel):
+    tracking_number: str
+    carrier: str
+    label_url: str
 
 
 def _status(code: str) -> ShipmentStatus:
@@ -76,3 +83,9 @@ class RestLogisticsProvider(RestConnector):
         require_text(self.system, reference=reference)
         raw = self._parse(_ShipmentList, self._call("GET", "/shipments", params={"reference": reference}))
         return [_shipment(t) for t in raw.shipments]
+
+    def create_return_label(self, order_id: str, skus: list[str], idempotency_key: str) -> ReturnLabel:
+        require_text(self.system, order_id=order_id, idempotency_key=idempotency_key)
+        raw = self._parse(_ReturnLabel, self._call("POST", "/returns", json={
+            "reference": order_id, "items": skus, "idempotency_key": idempotency_key}))
+        return ReturnLabel(tracking_number=raw.tracking_number, carrier=raw.carrier, label_url=raw.label_url)

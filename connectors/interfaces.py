@@ -21,6 +21,7 @@ from models.customer360 import (
     Refund,
     Shipment,
 )
+from models.returns import ReturnLabel
 
 
 @runtime_checkable
@@ -58,6 +59,11 @@ class LogisticsProvider(Protocol):
         """The parcels whose shipper's reference is ``reference`` (the shop's order id); empty
         when no parcel carries it yet. Needs no tracking number, so it can be asked before
         the ERP has answered."""
+        ...
+
+    def create_return_label(self, order_id: str, skus: list[str], idempotency_key: str) -> ReturnLabel:
+        """A label for the customer to send items of ``order_id`` back; the same key gives the
+        same label, so a retry never makes a second one."""
         ...
 
     def close(self) -> None: ...

@@ -565,9 +565,9 @@ class CaseWorkflow:
         require_decision(req.authorization, "complete", req.agent)
         if req.outcome in (TaskOutcome.escalate, TaskOutcome.transfer):
             require_decision(req.authorization, str(req.outcome), req.agent)
-        if req.refund is not None:
-            require_decision(req.authorization, "refund", req.agent)
         task = self._task(req.task_id)
+        if req.refund is not None or req.outcome in task.context.get("refund_on", {}):
+            require_decision(req.authorization, "refund", req.agent)
         if task.status != TaskStatus.claimed:
             raise TaskConflict(f"task {task.task_id} is {task.status.value}: claim it before completing it")
         if task.assignee != req.agent:
@@ -640,6 +640,20 @@ class CaseWorkflow:
             if self.step is not None:
                 self.step = self.step.model_copy(update={"until": until})
             await self.continue_as_new_if_long()
+
+    async def ask_customer(self, text: str, timeout: timedelta, *, key: str, author: str) -> str | None:
+        """Ask the customer `text` and wait for their answer: its text, or None if none came
+        within `timeout`. The case waits on the customer meanwhile (its SLA clock paused)."""
+        self._unanswered_messages = 0  # what the customer wrote before being asked is not the answer
+        await self.notify_customer(text, author=author, key=f"ask-{key}")
+        self.set_status(TicketStatus.waiting_customer, "asked the customer")
+        await self.publish()
+        if not await self.wait_for_customer(timeout):
+            self.record("customer_silent", f"no answer within {timeout}")
+            return None
+        answer = next((e.text for e in reversed(self.snapshot.conversation) if e.direction == "in"), "")
+        self.set_status(TicketStatus.in_progress, "the customer answered")
+        return answer
 
     async def close_when_quiet(self, quiet_period: timedelta, *, remaining: timedelta | None = None) -> bool:
         """After resolution: close once the customer stays quiet for `quiet_period` (or the

@@ -31,6 +31,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from models.customer360 import Customer360, ExternalTicket, Order, Refund, Shipment, SystemGap
+    from models.returns import ReturnLabel, ReturnLabelRequest
     from models.systems import (
         ChatReplyReceipt,
         ExternalTicketsLookup,
@@ -100,6 +101,8 @@ CHAT_REPLY = CallPolicy(
                       maximum_interval=timedelta(minutes=5), non_retryable_error_types=PERMANENT_ERRORS),
 )
 MIRROR = CHAT_REPLY
+# A return label: retried for an hour, then an agent sends one by hand.
+LABEL = CHAT_REPLY
 
 
 async def gather_customer_360(
@@ -279,3 +282,22 @@ def failure_of(system: str, err: ActivityError, policy: CallPolicy | None = None
         attempts = policy.retry.maximum_attempts if policy else 0
         message += f" (gave up after {attempts} attempts)" if attempts else " (gave up after the last attempt)"
     return SystemFailure(system=system, error_type=error_type, message=message)
+
+
+async def lookup_orders(customer_id: str, order_id: str | None = None, *,
+                        policy: CallPolicy = GATHER) -> OrdersResult | SystemFailure:
+    """The customer's orders from the ERP (newest first), or why the ERP could not say."""
+    return await _call("erp", "lookup_orders", OrdersLookup(customer_id=customer_id, order_id=order_id),
+                       OrdersResult, policy)
+
+
+async def track_shipment(tracking_number: str, *, policy: CallPolicy = GATHER) -> Shipment | SystemFailure:
+    """Where the carrier says the parcel is, or why it could not say."""
+    return await _call("carrier", "track_shipment", ShipmentLookup(tracking_number=tracking_number), Shipment,
+                       policy)
+
+
+async def create_return_label(req: ReturnLabelRequest, *, policy: CallPolicy = LABEL) -> ReturnLabel | SystemFailure:
+    """A return label from the carrier, once per ``req.idempotency_key`` however often it is
+    retried, or why there is none after an hour of retries."""
+    return await _call("carrier", "create_return_label", req, ReturnLabel, policy)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -44,6 +44,9 @@ class CaseType:
     default_department: str
     # Per kind of human task, the outcomes an agent may choose; the first is the usual one.
     task_outcomes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Fields of the workflow input decided at intake from the deployment's settings (a
+    # policy file, say): called by the API with its Settings, frozen into each case.
+    intake: Callable[[Any], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):

@@ -6,6 +6,7 @@ Every action is a Temporal Update validated inside the ticket's workflow: a refu
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -164,8 +165,11 @@ async def _outcome_decisions(body: TaskCompletion, row, user: Principal, db, aut
     if body.outcome == TaskOutcome.transfer:
         if not await db.run(department_exists, body.queue):
             raise _unknown_queue(body.queue or "")
-    if body.refund is not None:
-        amount = body.refund.amount
+    # An outcome that moves money by itself (approving a return refunds it) says how much
+    # in the task's context; it needs the same right, within the same limit, as a refund.
+    refund_on = (row.context or {}).get("refund_on") or {}
+    if body.refund is not None or body.outcome in refund_on:
+        amount = body.refund.amount if body.refund is not None else Decimal(str(refund_on[body.outcome]))
         target = Resource("order", department=row.queue, amount=float(amount))
         decision = authorizer.decide(user, "refund", target)
         if not decision.allowed:

@@ -61,7 +61,7 @@ async def test_opening_a_support_ticket_by_case_type_checks_what_post_tickets_ch
 async def test_an_unknown_case_type_is_a_404_that_names_the_known_ones(stack):
     r = await stack.http.post("/cases/parcel-insurance", json=ticket_body(), headers=stack.as_("admin"))
     assert r.status_code == 404
-    assert r.json()["detail"] == "unknown case type 'parcel-insurance': known are support-ticket"
+    assert r.json()["detail"] == "unknown case type 'parcel-insurance': known are return-request, support-ticket"
     assert (await stack.http.post("/cases/parcel-insurance", json=ticket_body())).status_code == 401
 
 
@@ -94,7 +94,7 @@ async def test_filtering_by_an_unknown_case_type_says_which_are_known(stack):
         r = await stack.http.get(path, params={"case_type": "retrun-request"}, headers=stack.as_("sam"))
         assert r.status_code == 422, (path, r.text)
         assert r.json()["detail"] == [{"loc": ["query", "case_type"], "type": "value_error",
-                                       "msg": "unknown case type 'retrun-request': known are support-ticket"}]
+                                       "msg": "unknown case type 'retrun-request': known are return-request, support-ticket"}]
 
 
 def test_the_inbox_keeps_only_the_asked_case_type(db):

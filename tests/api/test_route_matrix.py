@@ -96,6 +96,8 @@ def requests(world: dict) -> dict[tuple[str, str], tuple[str, dict]]:
     calls = {
         ("POST", "/tickets"): {"json": ticket_body(customer_id="cust-1", external_ref=unique_ref())},
         ("POST", "/cases/support-ticket"): {"json": ticket_body(customer_id="cust-1", external_ref=unique_ref())},
+        ("POST", "/cases/return-request"): {"json": {**ticket_body(customer_id="cust-1", external_ref=unique_ref()),
+                                                     "order_id": "ORD-1001"}},
         ("POST", "/cases/{case_type}"): {"case_type": "no-such-case"},
         ("POST", "/tickets/{ticket_id}/messages"): {"json": {"text": "Any news?", "message_id": "matrix"}},
         ("POST", "/tickets/{ticket_id}/feedback"): {"json": {"helpful": True}},

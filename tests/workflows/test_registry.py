@@ -24,8 +24,8 @@ class Probe:
 
 
 def case_type(**changes) -> CaseType:  # noqa: ANN003
-    fields = dict(name="return-request", title="Return request", description="Items sent back.", workflow=Probe,
-                  create_model=ReturnInput, input_model=ReturnInput, id_prefix="return", default_department="returns",
+    fields = dict(name="warranty-claim", title="Warranty claim", description="A broken item.", workflow=Probe,
+                  create_model=ReturnInput, input_model=ReturnInput, id_prefix="warranty", default_department="returns",
                   task_outcomes={"approve_return": ("approve", "reject", "ask_customer")})
     return CaseType(**{**fields, **changes})
 
@@ -61,16 +61,16 @@ def test_a_case_type_that_contradicts_itself_is_refused_when_declared(changes, p
 def test_two_case_types_may_not_share_a_name_or_an_id_prefix(monkeypatch):
     monkeypatch.setattr(registry, "_registry", dict(registry._registry))
     registry.register(case_type())
-    assert registry.register(case_type()) is registry.get("return-request")  # a module imported twice
+    assert registry.register(case_type()) is registry.get("warranty-claim")  # a module imported twice
     with pytest.raises(CaseTypeError, match="registered already, by TicketWorkflow"):
         registry.register(case_type(name="support-ticket", id_prefix="other"))
     with pytest.raises(CaseTypeError, match="share the id prefix 'ticket'"):
         registry.register(case_type(name="complaint", id_prefix="ticket"))
-    assert [t.name for t in registry.case_types()] == ["return-request", "support-ticket"]
+    assert [t.name for t in registry.case_types()] == ["return-request", "support-ticket", "warranty-claim"]
 
 
 def test_an_unknown_case_type_names_the_known_ones():
-    with pytest.raises(CaseTypeError, match="unknown case type 'nope': known are support-ticket"):
+    with pytest.raises(CaseTypeError, match="unknown case type 'nope': known are return-request, support-ticket"):
         registry.get("nope")
 
 
@@ -104,6 +104,6 @@ def test_a_case_type_is_found_by_its_module_being_in_the_workflows_package(tmp_p
     try:
         claim = registry.get("parcel-claim")
         assert claim.workflow_id("7") == "claim-7" and claim.outcomes_for("review_claim") == ("pay", "refuse")
-        assert [t.name for t in registry.case_types()] == ["parcel-claim", "support-ticket"]
+        assert [t.name for t in registry.case_types()] == ["parcel-claim", "return-request", "support-ticket"]
     finally:
         sys.modules.pop("workflows.parcel_claim", None)

@@ -1,0 +1,186 @@
+"""The return request: a customer sends items of an order back, and gets their money once the
+carrier has the parcel.
+
+1. Fetch the order from the ERP and check it against the return policy (data, in
+   `policies/returns.json`): the order is shipped or delivered, within the window, and the
+   items are on it and returnable. Not eligible: the customer is told why; the case closes.
+2. No reason given: ask the customer, and wait (`returns.reason_timeout`).
+3. An approval task in the `returns` queue: approve, reject, or ask the customer something.
+   Approving moves money, so the API checks the approver's refund right and limit for the
+   amount, as it does for a refund on a support ticket.
+4. Approved: the carrier makes a return label; the customer gets its tracking number.
+5. The case asks the carrier every `returns.scan_poll_every` whether the parcel was scanned
+   (durable timers, so a restart loses nothing), up to `returns.scan_wait_limit`.
+6. Scanned: the ERP refunds the returned lines, exactly once (the key is the case's). The
+   customer is told at every step.
+
+An ERP that cannot be reached when the case opens puts the case in front of an agent with
+the gap named; a label or refund the systems refuse after their retries goes back to an
+agent too, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+from workflows.case import CaseWorkflow
+from workflows.context import create_return_label, issue_refund, lookup_orders, track_shipment
+
+with workflow.unsafe.imports_passed_through():
+    from models.customer360 import Order, ShipmentStatus
+    from models.enums import Priority
+    from models.returns import (
+        Eligibility,
+        ReturnCreate,
+        ReturnInput,
+        ReturnLabelRequest,
+        check_eligibility,
+        load_return_policy,
+    )
+    from models.systems import RefundRequest, SystemFailure
+    from models.task import TaskSnapshot
+    from models.ticket import TicketSnapshot, TicketStatus
+    from workflows.registry import CaseType, register
+
+CASE_TYPE = "return-request"
+APPROVE_RETURN = "approve_return"
+FIX_RETURN = "fix_return"
+SCANNED = (ShipmentStatus.in_transit, ShipmentStatus.out_for_delivery, ShipmentStatus.delivered)
+RETURNS_DESK = "returns-desk"
+
+
+@workflow.defn
+class ReturnRequestWorkflow(CaseWorkflow):
+    CASE_TYPE = CASE_TYPE
+
+    @workflow.run
+    async def run(self, inp: ReturnInput) -> TicketSnapshot:
+        self.open(inp)
+        self.returns = inp.returns
+        await self.publish()
+        self.start_sla()
+        result = await lookup_orders(inp.customer_id, inp.order_id)
+        if isinstance(result, SystemFailure):
+            self.record("context_gap", f"{result.system}: {result.error_type}: {result.message}")
+            await self._agent_handles_it(f"the ERP could not say what order {inp.order_id} holds "
+                                         f"({result.error_type}); settle the return by hand")
+        elif (order := next((o for o in result.orders if o.id == inp.order_id), None)) is None:
+            await self._close("unknown_order", f"We could not find order {inp.order_id} on your account.")
+        else:
+            await self._return(inp, order)
+        await self.finish()
+        return self.snapshot
+
+    async def _return(self, inp: ReturnInput, order: Order) -> None:
+        check = check_eligibility(order, inp.case_data.items, inp.returns, workflow.now())
+        self.snapshot.context["return"] = check.model_dump(mode="json")
+        self.record("return_checked", "eligible" if check.eligible else "; ".join(check.problems),
+                    amount=str(check.amount), items=check.skus)
+        if not check.eligible:
+            await self._close("not_eligible", "We cannot take this return: " + "; ".join(check.problems) + ".")
+            return
+        reason = inp.case_data.reason or await self.ask_customer(
+            f"Why are you sending back {', '.join(check.skus)}?", inp.returns.reason_timeout, key="reason",
+            author=RETURNS_DESK)
+        if reason is None:
+            await self._close("no_reason", "We closed your return request as we did not hear back from you.")
+            return
+        self.record("return_reason", reason)
+        await self._approve_and_refund(order, check, reason)
+
+    async def _approve_and_refund(self, order: Order, check: Eligibility, reason: str) -> None:
+        context = {"order_id": order.id, "items": check.skus, "amount": str(check.amount),
+                   "currency": check.currency, "reason": reason,
+                   "refund_on": {"approve": str(check.amount)}}
+        while True:
+            task = await self.human_task(queue=self.returns.queue, priority=Priority.normal, kind=APPROVE_RETURN,
+                                         allowed_outcomes=["approve", "reject", "ask_customer"], context=context)
+            if task.outcome == "reject":
+                await self._close("rejected", task.reply or "We cannot take this return.",
+                                  author=task.assignee)
+                return
+            if task.outcome == "ask_customer":
+                answer = await self.ask_customer(task.reply or "Could you tell us more?",
+                                                 self.returns.reason_timeout, key=task.task_id,
+                                                 author=task.assignee or RETURNS_DESK)
+                if answer is None:
+                    await self._close("no_reply", "We closed your return request as we did not hear back.")
+                    return
+                continue
+            break
+        self.set_status(TicketStatus.in_progress, f"return approved by {task.assignee}")
+        label = await create_return_label(ReturnLabelRequest(
+            ticket_id=self.snapshot.ticket_id, order_id=order.id, skus=check.skus,
+            idempotency_key=f"{self.snapshot.ticket_id}:label"))
+        if isinstance(label, SystemFailure):
+            self.record("label_failed", f"{label.error_type}: {label.message}")
+            await self._agent_handles_it(f"the carrier made no return label ({label.error_type}); "
+                                         "send one by hand, then refund")
+            return
+        self.snapshot.context["return_label"] = label.model_dump(mode="json")
+        self.record("label_created", f"{label.carrier} {label.tracking_number}")
+        await self.notify_customer(
+            f"Your return is approved. Print the label at {label.label_url} and hand the parcel to "
+            f"{label.carrier}; tracking number {label.tracking_number}. We refund {check.amount} "
+            f"{check.currency} once it is scanned.", author=task.assignee or RETURNS_DESK, key="label")
+        self.set_status(TicketStatus.waiting_customer, "waiting for the parcel to be scanned")
+        await self.publish()
+        if not await self._parcel_scanned(label.tracking_number):
+            await self._close("never_sent", "We closed your return: the carrier never scanned the parcel. "
+                                            "Write to us if you still want to send it.")
+            return
+        refund = await issue_refund(RefundRequest(
+            ticket_id=self.snapshot.ticket_id, customer_id=self.snapshot.customer_id, order_id=order.id,
+            amount=check.amount, reason=f"return: {reason}"[:500], idempotency_key=f"{self.snapshot.ticket_id}:refund",
+            department=self.returns.queue, decided_by=task.assignee or ""))
+        if isinstance(refund, SystemFailure):
+            self.record("refund_failed", f"{refund.error_type}: {refund.message}", amount=str(check.amount))
+            await self._agent_handles_it(f"the refund of {check.amount} {check.currency} failed "
+                                         f"({refund.error_type}); refund by hand")
+            return
+        self.snapshot.context.setdefault("refunds", []).append(refund.model_dump(mode="json"))
+        self.record("refund_created", f"{refund.amount} {refund.currency} on {order.id} ({refund.id})",
+                    refund_id=refund.id)
+        await self._close("refunded", f"We received your parcel and refunded {refund.amount} {refund.currency}.")
+
+    async def _parcel_scanned(self, tracking_number: str) -> bool:
+        waited = timedelta(0)
+        while waited < self.returns.scan_wait_limit:
+            shipment = await track_shipment(tracking_number)
+            if not isinstance(shipment, SystemFailure) and shipment.status in SCANNED:
+                self.record("parcel_scanned", f"{tracking_number}: {shipment.status.value}")
+                return True
+            await workflow.sleep(self.returns.scan_poll_every)
+            waited += self.returns.scan_poll_every
+        return False
+
+    async def _agent_handles_it(self, why: str) -> TaskSnapshot:
+        self.record("handed_to_agent", why)
+        task = await self.human_task(queue=self.returns.queue, priority=Priority.high, kind=FIX_RETURN,
+                                     allowed_outcomes=["resolve"], context={"problem": why})
+        await self._close("settled_by_agent", task.reply or "Your return has been settled.", author=task.assignee)
+        return task
+
+    async def _close(self, outcome: str, message: str, *, author: str | None = None) -> None:
+        """Tell the customer how the return ended, and close the case with that outcome."""
+        await self.notify_customer(message, author=author or RETURNS_DESK, key=f"close-{outcome}")
+        self.snapshot.resolution = outcome
+        self.set_status(TicketStatus.closed, outcome)
+        await self.publish()
+
+
+RETURN_REQUEST = register(CaseType(
+    name=CASE_TYPE,
+    title="Return request",
+    description="A customer sends items of an order back: checked against the return policy, approved by "
+    "the returns team, labelled by the carrier, refunded once through the ERP when the parcel is scanned.",
+    workflow=ReturnRequestWorkflow,
+    create_model=ReturnCreate,
+    input_model=ReturnInput,
+    id_prefix="return",
+    default_department="returns",
+    task_outcomes={APPROVE_RETURN: ("approve", "reject", "ask_customer"), FIX_RETURN: ("resolve",)},
+    intake=lambda settings: {"returns": load_return_policy(settings.returns_policy_file)},
+))
