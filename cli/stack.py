@@ -74,6 +74,9 @@ def _sandbox_settings(settings: Settings, urls: dict[str, str], sandbox) -> Sett
                        orders_password=SecretStr(sandbox.erp_password))
     if not settings.logistics_url:
         updates.update(logistics_url=urls["carrier"], logistics_api_key=key)
+        if settings.returns_policy_file == Settings.model_fields["returns_policy_file"].default:
+            # The sandbox carrier's parcels are scanned on request: look every 10 s, not 6 h.
+            updates.update(returns_policy_file=settings.returns_policy_file.with_name("returns-sandbox.json"))
     if not settings.helpdesk_url:
         updates.update(helpdesk_url=urls["helpdesk"], helpdesk_api_key=key)
     if not settings.messaging_url:
