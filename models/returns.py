@@ -26,6 +26,8 @@ class ReturnPolicy(BaseModel):
     scan_poll_every: timedelta = Field(default=timedelta(hours=6), description="How often to ask the carrier "
                                        "whether the returned parcel was scanned.")
     scan_wait_limit: timedelta = Field(default=timedelta(days=30), description="When to stop waiting for it.")
+    remind_after: timedelta = Field(default=timedelta(days=3), description="Remind the customer once to send "
+                                    "the parcel when it is not scanned by then.")
     queue: str = Field(default="returns", pattern=r"^[a-z0-9_-]+$", description="Where approval tasks go.")
 
 

@@ -49,6 +49,7 @@ APPROVE_RETURN = "approve_return"
 FIX_RETURN = "fix_return"
 SCANNED = (ShipmentStatus.in_transit, ShipmentStatus.out_for_delivery, ShipmentStatus.delivered)
 RETURNS_DESK = "returns-desk"
+LABEL_REMINDER = "return-label-reminder"  # workflow.patched id: the reminder came after release
 
 
 @workflow.defn
@@ -147,14 +148,28 @@ class ReturnRequestWorkflow(CaseWorkflow):
 
     async def _parcel_scanned(self, tracking_number: str) -> bool:
         waited = timedelta(0)
+        reminded = False
         while waited < self.returns.scan_wait_limit:
             shipment = await track_shipment(tracking_number)
             if not isinstance(shipment, SystemFailure) and shipment.status in SCANNED:
                 self.record("parcel_scanned", f"{tracking_number}: {shipment.status.value}")
                 return True
+            if not reminded and waited >= self.returns.remind_after:
+                reminded = await self._remind(tracking_number)
             await workflow.sleep(self.returns.scan_poll_every)
             waited += self.returns.scan_poll_every
         return False
+
+    async def _remind(self, tracking_number: str) -> bool:
+        """Remind the customer, once, to send the parcel. Added after return requests were
+        released: a case whose history passed this point without a reminder replays without
+        one (`workflow.patched` is False there), and goes on to its end on this code."""
+        if not workflow.patched(LABEL_REMINDER):
+            return True  # the old code sent none; nor does its replay
+        await self.notify_customer(f"A reminder: your return label for parcel {tracking_number} is ready. Hand "
+                                   "the parcel to the carrier so we can refund you.", author=RETURNS_DESK,
+                                   key="label-reminder")
+        return True
 
     async def _agent_handles_it(self, why: str) -> TaskSnapshot:
         self.record("handed_to_agent", why)

@@ -23,9 +23,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 from cli.divergence import explain
 from cli.embedded import temporal_test_server
 from models.faq import FaqDecision, FaqMatch, FaqQuery, FaqResult
-from models.customer360 import Refund
 from models.enums import Priority
-from models.systems import RefundRequest
 from models.task import RefundDecision, TaskOutcome
 from models.ticket import CustomerFeedback, CustomerMessage, TicketInput, TicketPolicy, TicketSnapshot
 from policies.sla import load_sla_config
@@ -35,7 +33,10 @@ from sla.policy import MoveToQueue, RaisePriority
 from workflow_fakes import FakeReadModel, open_task, work_task
 from temporalio import activity
 from worker import WORKFLOWS
+from workflows.return_request import ReturnRequestWorkflow
 from workflows.ticket import TicketWorkflow
+from models.returns import ReturnInput
+from return_fakes import Systems, approve, return_input
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 RECORDING = os.environ.get("TICKETFLOW_RECORD_HISTORIES") == "1"
@@ -197,8 +198,17 @@ def _one_hour_sla() -> SlaConfig:
         for p in Priority])
 
 
-# One history per branch of the support ticket: file name -> (input, what the people do).
-# Recording writes only the files that are missing: the old ones are what older code did.
+async def _return_approved(h, env):  # noqa: ANN001
+    await approve(h)  # the parcel is scanned at the third look, six hours apart
+
+
+async def _return_rejected(h, env):  # noqa: ANN001
+    await work_task(h, "reject", reply="Used items cannot come back.")
+
+
+# One history per branch of each case type: file name -> (input, what the people do). The
+# workflow is the input's: a ReturnInput runs a return request. Recording writes only the
+# files that are missing: the old ones are what older code did.
 SCENARIOS = {
     "ticket_resolved_by_agent": (lambda: _input("recorded-agent", faq_enabled=False), _agent_resolves),
     "ticket_answered_by_bot": (lambda: _input("recorded-bot", faq_task_queue="faq-recording",
@@ -209,6 +219,10 @@ SCENARIOS = {
     "ticket_sla_breached": (lambda: _input("recorded-sla", faq_enabled=False).model_copy(
         update={"sla": _one_hour_sla()}), _sla_breached),
     "ticket_reopened": (lambda: _input("recorded-reopen", faq_enabled=False), _reopened),
+    "return_approved": (lambda: return_input().model_copy(update={"ticket_id": "recorded-return-approved"}),
+                        _return_approved),
+    "return_rejected": (lambda: return_input().model_copy(update={"ticket_id": "recorded-return-rejected"}),
+                        _return_rejected),
 }
 
 
@@ -227,22 +241,17 @@ async def test_record_histories(task_queue):
     async def answer_faq(query: FaqQuery) -> FaqResult:
         return _faq_answer(query)
 
-    @activity.defn(name="create_refund")
-    async def create_refund(req: RefundRequest) -> Refund:
-        return Refund(id="RF-1", order_id=req.order_id, amount=req.amount, currency="EUR", reason=req.reason,
-                      idempotency_key=req.idempotency_key, status="completed",
-                      created_at=datetime(2026, 11, 23, 9, 30, tzinfo=UTC))
-
     try:
-        async with Worker(env.client, task_queue=task_queue, workflows=[TicketWorkflow],
-                          activities=[*fake.activities(), create_refund]), \
+        async with Worker(env.client, task_queue=task_queue, workflows=[TicketWorkflow, ReturnRequestWorkflow],
+                          activities=[*fake.activities(), *Systems().activities()]), \
                 Worker(env.client, task_queue="faq-recording", activities=[answer_faq]):
             for name, (make_input, people) in SCENARIOS.items():
                 path = HISTORIES / f"{name}.json"
                 if path.exists():
                     continue
                 inp = make_input()
-                h = await env.client.start_workflow(TicketWorkflow.run, inp, id=f"ticket-{inp.ticket_id}",
+                case = ReturnRequestWorkflow if isinstance(inp, ReturnInput) else TicketWorkflow
+                h = await env.client.start_workflow(case.run, inp, id=f"{case.CASE_TYPE}-{inp.ticket_id}",
                                                     task_queue=task_queue)
                 await people(h, env)
                 await h.result()

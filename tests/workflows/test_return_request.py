@@ -5,96 +5,19 @@ the scan, the refund made exactly once, and each system failing."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from models.customer360 import (
-    Order,
-    OrderLine,
-    OrderStatus,
-    Refund,
-    RefundStatus,
-    Shipment,
-    ShipmentStatus,
-)
-from models.returns import ReturnData, ReturnInput, ReturnLabel, ReturnLabelRequest, ReturnPolicy
-from models.systems import OrdersLookup, OrdersResult, RefundRequest, ShipmentLookup
+from models.customer360 import OrderStatus
 from models.task import CompleteTask
-from models.ticket import CustomerMessage, TicketPolicy, TicketStatus
+from models.ticket import CustomerMessage, TicketStatus
+from return_fakes import POLICY, ReturnRequestAsReleased, Systems, approve, order, replies, return_input
 from workflow_fakes import FakeReadModel, allow, claim_request, open_task, work_task
 from workflows.return_request import RETURN_REQUEST, ReturnRequestWorkflow
-
-POLICY = ReturnPolicy(window_days=30, non_returnable_skus=["SKU-BOOK"], reason_timeout=timedelta(days=2),
-                      scan_poll_every=timedelta(hours=6), scan_wait_limit=timedelta(days=10))
-
-
-def order(placed_days_ago: float = 5, status: OrderStatus = OrderStatus.delivered) -> Order:
-    lines = [OrderLine(sku="SKU-HEADPH", description="Wireless headphones", quantity=1, unit_price=Decimal("129.00")),
-             OrderLine(sku="SKU-CHARGR", description="USB-C charger", quantity=2, unit_price=Decimal("34.99")),
-             OrderLine(sku="SKU-BOOK", description="Cookbook", quantity=1, unit_price=Decimal("27.00"))]
-    return Order(id="ORD-1", customer_id="cust-1", status=status, currency="EUR", total=Decimal("225.98"),
-                 placed_at=datetime.now(UTC) - timedelta(days=placed_days_ago), lines=lines)
-
-
-@dataclass
-class Systems:
-    """The ERP and the carrier as the workflow sees them, with what they were asked."""
-
-    orders: list[Order] | None = field(default_factory=lambda: [order()])  # None: the ERP is down
-    scans_after: int | None = 2  # tracking calls before the parcel is scanned; None: never
-    label_error: str | None = None
-    refund_error: str | None = None
-    labels: list[ReturnLabelRequest] = field(default_factory=list)
-    refunds: list[RefundRequest] = field(default_factory=list)
-    tracked: int = 0
-
-    def activities(self) -> list:
-        @activity.defn(name="lookup_orders")
-        async def lookup_orders(req: OrdersLookup) -> OrdersResult:
-            if self.orders is None:
-                raise ApplicationError("connection refused", type="Unavailable", non_retryable=True)
-            return OrdersResult(orders=self.orders)
-
-        @activity.defn(name="create_return_label")
-        async def create_return_label(req: ReturnLabelRequest) -> ReturnLabel:
-            self.labels.append(req)
-            if self.label_error:
-                raise ApplicationError("no such service", type=self.label_error, non_retryable=True)
-            return ReturnLabel(tracking_number="SBXR1", carrier="Sandbox Express", label_url="https://l/SBXR1.pdf")
-
-        @activity.defn(name="track_shipment")
-        async def track_shipment(req: ShipmentLookup) -> Shipment:
-            self.tracked += 1
-            scanned = self.scans_after is not None and self.tracked > self.scans_after
-            return Shipment(tracking_number=req.tracking_number, carrier="Sandbox Express",
-                            status=ShipmentStatus.in_transit if scanned else ShipmentStatus.label_created)
-
-        @activity.defn(name="create_refund")
-        async def create_refund(req: RefundRequest) -> Refund:
-            self.refunds.append(req)
-            if self.refund_error:
-                raise ApplicationError("over the limit", type=self.refund_error, non_retryable=True)
-            return Refund(id="RF-1", order_id=req.order_id, amount=req.amount, currency="EUR", reason=req.reason,
-                          idempotency_key=req.idempotency_key, status=RefundStatus.completed,
-                          created_at=datetime.now(UTC))
-
-        return [lookup_orders, create_return_label, track_shipment, create_refund]
-
-
-def return_input(**data) -> ReturnInput:  # noqa: ANN003
-    return ReturnInput(ticket_id=uuid.uuid4().hex, customer_id="cust-1", subject="Return", body="Sending it back",
-                       order_id="ORD-1", department="returns", opened_at=datetime.now(UTC),
-                       policy=TicketPolicy(faq_enabled=False), returns=POLICY,
-                       case_data=ReturnData(**{"reason": "too big", **data}))
-
 
 @pytest.fixture
 async def run_case(fresh_time_env, task_queue):
@@ -112,20 +35,6 @@ async def run_case(fresh_time_env, task_queue):
     async with Worker(fresh_time_env.client, task_queue=task_queue, workflows=[ReturnRequestWorkflow],
                       activities=[*fake.activities(), *systems.activities()]):
         yield start, systems, fake
-
-
-async def approve(handle: WorkflowHandle, agent: str = "ana", **fields) -> None:  # noqa: ANN003
-    """Approving moves money: the API sends the approver's refund decision along."""
-    task = await open_task(handle)
-    assert task.kind == "approve_return"
-    await handle.execute_update(ReturnRequestWorkflow.claim_task, claim_request(task_id=task.task_id, agent=agent))
-    await handle.execute_update(ReturnRequestWorkflow.complete_task, CompleteTask(
-        task_id=task.task_id, agent=agent, outcome="approve", **fields,
-        authorization=[allow("complete", agent), allow("refund", agent)]))
-
-
-def replies(fake: FakeReadModel) -> str:
-    return "\n".join(note.text for note in fake.replies)
 
 
 async def test_approved_labelled_scanned_refunded_once(run_case):
@@ -265,3 +174,41 @@ async def test_a_parcel_never_scanned_closes_the_return_without_a_refund(run_cas
     assert result.resolution == "never_sent" and systems.refunds == []
     assert systems.tracked == 40  # every six hours for ten days
     assert "never scanned the parcel" in replies(fake)
+    assert replies(fake).count("A reminder") == 1  # once, after three days
+
+
+async def test_a_return_started_before_the_reminder_existed_finishes_on_todays_code(fresh_time_env, task_queue):
+    """The worked example of a patch: a case that passed the reminder point on the released
+    code replays on today's without one and goes on to its refund; a new case is reminded."""
+    systems, fake = Systems(scans_after=None), FakeReadModel()
+    activities = [*fake.activities(), *systems.activities()]
+    daily = POLICY.model_copy(update={"scan_poll_every": timedelta(days=1), "remind_after": timedelta(days=2)})
+    inp = return_input().model_copy(update={"returns": daily})
+    # No cache on the released code's worker: its tasks then never wait on a sticky queue of
+    # a worker that is gone (the test server does not skip time for that).
+    async with Worker(fresh_time_env.client, task_queue=task_queue, workflows=[ReturnRequestAsReleased],
+                      activities=activities, max_cached_workflows=0):
+        old = await fresh_time_env.client.start_workflow(
+            ReturnRequestWorkflow.run, inp, id=RETURN_REQUEST.workflow_id(inp.ticket_id), task_queue=task_queue)
+        await approve(old)
+        await fresh_time_env.sleep(timedelta(days=3))  # past remind_after (2 days) on the released code
+        while systems.tracked < 4:
+            await asyncio.sleep(0.05)
+
+    systems.scans_after = systems.tracked + 1  # handed in now: scanned at the next look
+    async with Worker(fresh_time_env.client, task_queue=task_queue, workflows=[ReturnRequestWorkflow],
+                      activities=activities):
+        result = await asyncio.wait_for(old.result(), 60)  # replayed on today's code, then on to its end
+        assert (result.status, result.resolution) == (TicketStatus.closed, "refunded")
+        assert "A reminder" not in replies(fake)
+
+        systems.scans_after, systems.tracked = None, 0
+        now = await fresh_time_env.get_current_time()  # days later: the skipped time has passed
+        systems.orders = [order().model_copy(update={"placed_at": now - timedelta(days=1)})]
+        new_case = return_input().model_copy(update={"returns": daily})
+        new = await fresh_time_env.client.start_workflow(
+            ReturnRequestWorkflow.run, new_case, id=RETURN_REQUEST.workflow_id(new_case.ticket_id),
+            task_queue=task_queue)
+        await approve(new)
+        assert (await new.result()).resolution == "never_sent"
+    assert replies(fake).count("A reminder") == 1
