@@ -50,6 +50,24 @@ def test_parcels_are_found_by_the_order_id_on_their_label(connector):
     assert lost.tracking_number == DEMO_TRACKING_LOST and lost.status is ShipmentStatus.lost
 
 
+def test_a_return_label_is_made_once_per_key_and_tracked_until_scanned(connector, sandbox):
+    carrier = connector("carrier")
+    label = carrier.create_return_label(DEMO_ORDER_DELAYED, ["SKU-HEADPH"], "case-1:label")
+    assert carrier.create_return_label(DEMO_ORDER_DELAYED, ["SKU-HEADPH"], "case-1:label") == label  # a retry
+    assert carrier.create_return_label(DEMO_ORDER_DELAYED, ["SKU-CHARGR"], "case-2:label") != label
+    assert label.carrier == CARRIER_NAME and label.label_url.endswith(f"{label.tracking_number}.pdf")
+    parcel = carrier.track_shipment(label.tracking_number)
+    assert parcel.status is ShipmentStatus.label_created
+    [returned] = [s for s in carrier.find_shipments(f"RETURN-{DEMO_ORDER_DELAYED}")
+                  if s.tracking_number == label.tracking_number]
+    scan = httpx.post(f"{sandbox.urls['carrier']}/returns/{label.tracking_number}/scan",
+                      headers={"Authorization": f"Bearer {sandbox.api_key}"})
+    assert scan.status_code == 200
+    assert carrier.track_shipment(label.tracking_number).status is ShipmentStatus.in_transit
+    with pytest.raises(InvalidRequest):
+        carrier.create_return_label(" ", [], "k")
+
+
 def test_a_reference_no_parcel_carries_is_an_empty_list(connector):
     carrier = connector("carrier")
     assert carrier.find_shipments(DEMO_ORDER_PROCESSING) == []  # not shipped yet
