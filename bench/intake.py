@@ -5,7 +5,8 @@ Against one embedded dev server (SQLite file, WAL), in one run:
 2. the same number of `POST /tickets` to a real API process (auth, validation, workflow
    start, read-model insert), with the same concurrency;
 3. a steady `--rate` requests/s of POST /tickets for `--seconds`, for latency percentiles.
-No worker polls the task queue during the run, so both sides measure intake alone. The
+No worker polls the task queue during the run, so both sides measure intake alone. Both
+encrypt their payloads with one key file, as a deployment does. The
 HTTP requests come from a lean client (bench/loadgen.py): the load generator shares the
 cores with the servers, and httpx's own CPU would be counted against the API.
 
@@ -35,6 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.auth import create_token  # noqa: E402
+from encryption import data_converter  # noqa: E402
+from encryption.keys import ensure_key_file  # noqa: E402
+from settings import Settings  # noqa: E402
 from bench.loadgen import LeanClient  # noqa: E402
 from cli.embedded import temporal_cli, wait_for_port  # noqa: E402
 from migrations import upgrade  # noqa: E402
@@ -115,15 +119,18 @@ async def main() -> None:
     db = Database(db_url)
     token = db.call(create_token, user="bench", role=Role.admin)
     db.dispose()
+    key_file = work / "payload-keys.json"
+    ensure_key_file(key_file)
 
     api = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "api", "--workers", str(args.api_workers)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "TICKETFLOW_TEMPORAL_ADDRESS": address, "TICKETFLOW_DATABASE_URL": db_url,
-             "TICKETFLOW_TASK_QUEUE": TASK_QUEUE, "TICKETFLOW_API_PORT": str(args.api_port)},
+             "TICKETFLOW_TASK_QUEUE": TASK_QUEUE, "TICKETFLOW_API_PORT": str(args.api_port),
+             "TICKETFLOW_PAYLOAD_KEY_FILE": str(key_file)},
     )
     try:
         wait_for_port("127.0.0.1", args.api_port, 60, api)
-        client: Client = env.client
+        client = await Client.connect(address, data_converter=data_converter(Settings(payload_key_file=key_file)))
         print(f"dev server {address} (SQLite file, WAL); {args.api_workers} API process(es) on :{args.api_port}; "
               f"{args.requests} calls per phase, concurrency {args.concurrency}")
 
