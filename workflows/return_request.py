@@ -62,6 +62,11 @@ class ReturnRequestWorkflow(CaseWorkflow):
         self.returns = inp.returns
         await self.publish()
         self.start_sla()
+        if not inp.order_id:  # a chat that named no order: the API's own route requires one
+            await self._close("no_order", "Tell us which order to send back: write again with its number "
+                                          "(for example ORD-1001).")
+            await self.finish()
+            return self.snapshot
         result = await lookup_orders(inp.customer_id, inp.order_id)
         if isinstance(result, SystemFailure):
             self.record("context_gap", f"{result.system}: {result.error_type}: {result.message}")

@@ -138,3 +138,20 @@ def callback_requests(monkeypatch):
     monkeypatch.setattr(registry, "_registry", dict(registry._registry))
     registry.case_types()
     return registry.register(callback_case_type())
+
+
+async def test_a_chat_about_sending_an_order_back_opens_a_return_request(stack, tmp_path):
+    rules = tmp_path / "intake.json"
+    rules.write_text(json.dumps({"rules": [{"case_type": "return-request", "any_words": ["return", "send it back"]}]}))
+    settings = stack.settings.model_copy(update={"messaging_webhook_secret": SecretStr(SECRET),
+                                                 "intake_rules_file": rules})
+    app = create_app(settings, db=stack.db, temporal=stack.client)
+    raw = json.dumps({"conversation_id": f"conv-{uuid.uuid4().hex}", "message_id": "m1", "customer_id": "cust-1",
+                      "text": "I want to return ORD-1003, the lamps flicker", "sent_at": "2026-11-30T10:00:00Z"}).encode()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        r = await http.post("/webhooks/chat", content=raw, headers={SIGNATURE_HEADER: sign(SECRET, raw),
+                                                                    "content-type": "application/json"})
+    assert r.status_code == 202, r.text
+    case = await eventually(lambda: _readable(stack, r.json()["ticket_id"]))
+    assert (case["case_type"], case["department"], case["order_id"]) == ("return-request", "returns", "ORD-1003")
+    assert case["workflow_id"] == f"return-{case['id']}"

@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from models.customer360 import OrderStatus
 from models.task import CompleteTask
+from models.returns import ReturnInput
 from models.ticket import CustomerMessage, TicketStatus
 from return_fakes import POLICY, ReturnRequestAsReleased, Systems, approve, order, replies, return_input
 from workflow_fakes import FakeReadModel, allow, claim_request, open_task, work_task
@@ -24,8 +25,8 @@ async def run_case(fresh_time_env, task_queue):
     fake = FakeReadModel()
     started: list[WorkflowHandle] = []
 
-    async def start(systems: Systems, **data) -> WorkflowHandle:  # noqa: ANN003
-        inp = return_input(**data)
+    async def start(systems: Systems, _input: ReturnInput | None = None, **data) -> WorkflowHandle:  # noqa: ANN003
+        inp = _input or return_input(**data)
         handle = await fresh_time_env.client.start_workflow(
             ReturnRequestWorkflow.run, inp, id=RETURN_REQUEST.workflow_id(inp.ticket_id), task_queue=task_queue)
         started.append(handle)
@@ -100,6 +101,13 @@ async def test_an_order_the_customer_does_not_have_is_closed(run_case):
     systems.orders = [order().model_copy(update={"id": "ORD-2"})]
     result = await (await start(systems)).result()
     assert result.resolution == "unknown_order" and "could not find order ORD-1" in replies(fake)
+
+
+async def test_a_return_that_names_no_order_asks_for_it_and_closes(run_case):
+    start, systems, fake = run_case
+    inp = return_input().model_copy(update={"order_id": None})  # from a chat that named none
+    result = await (await start(systems, _input=inp)).result()
+    assert result.resolution == "no_order" and "write again with its number" in replies(fake)
 
 
 async def test_an_erp_that_cannot_answer_puts_the_return_before_an_agent(run_case):
