@@ -16,6 +16,7 @@ from connectors import errors
 from connectors.carrier_rest import RestLogisticsProvider
 from connectors.helpdesk_rest import RestTicketSystem
 from connectors.interfaces import LogisticsProvider, MessagingChannel, OrderSystem, TicketSystem
+from models.returns import ReturnLabelRequest
 from models.systems import (
     ExternalTicketsLookup,
     MirrorRequest,
@@ -116,6 +117,8 @@ CALLS = {
     "lookup_orders": (OrdersLookup(customer_id="C-1"), "TICKETFLOW_ORDERS_URL"),
     "track_shipment": (ShipmentLookup(tracking_number="T-1"), "TICKETFLOW_LOGISTICS_URL"),
     "find_shipments": (ShipmentsLookup(reference="O-1"), "TICKETFLOW_LOGISTICS_URL"),
+    "create_return_label": (ReturnLabelRequest(ticket_id="TK-1", order_id="O-1", skus=["S-1"], idempotency_key="k"),
+                            "TICKETFLOW_LOGISTICS_URL"),
     "find_external_tickets": (ExternalTicketsLookup(customer_id="C-1"), "TICKETFLOW_HELPDESK_URL"),
     "create_refund": (REFUND, "TICKETFLOW_ORDERS_URL"),
     "get_refund": (RefundLookup(refund_id="R-1"), "TICKETFLOW_ORDERS_URL"),

@@ -75,3 +75,23 @@ def test_reach_for_lists(authorizer):
     customer = authorizer.reach(Principal(name="cust-1"), "read", "ticket")
     assert customer.own and not customer.everything and not customer.departments
     assert authorizer.reach(Principal(name="cust-1"), "read", "task").nothing
+
+
+def test_the_matcher_is_parsed_once_not_on_every_decision(tmp_path, monkeypatch):
+    """Casbin would parse its matcher with `ast` on every enforce; here it is parsed once.
+    Two threads in CPython 3.11's AST conversion at once can fail, and it costs time."""
+    import casbin.util.expression
+
+    path = tmp_path / "policy.csv"
+    path.write_text(POLICY_PATH.read_text() + (HERE / "people.csv").read_text())
+    fresh = Authorizer.from_files(MODEL_PATH, path)
+    assert fresh.allowed(Principal(name="ana"), "read", ticket())  # the matcher is parsed (once)
+
+    def no_parsing(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("the matcher was parsed again")
+
+    monkeypatch.setattr(casbin.util.expression.ast, "parse", no_parsing)
+    for n in range(20):  # cold decisions, each a new question for Casbin
+        refund = Resource("order", department="logistics", amount=float(n))
+        assert fresh.allowed(Principal(name="ana"), "refund", refund) is (n <= 50)
+    assert not fresh.allowed(Principal(name="ana"), "read", ticket("billing"))
