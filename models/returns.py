@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from functools import lru_cache
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,7 +32,10 @@ class ReturnPolicy(BaseModel):
     queue: str = Field(default="returns", pattern=r"^[a-z0-9_-]+$", description="Where approval tasks go.")
 
 
+@lru_cache(maxsize=8)
 def load_return_policy(path: Path) -> ReturnPolicy:
+    """Read once per process and path, like the SLA and intake files: every return request
+    opened freezes it into its input."""
     return ReturnPolicy.model_validate(json.loads(Path(path).read_text()))
 
 

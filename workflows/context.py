@@ -143,8 +143,7 @@ async def gather_customer_360(
     failures: list[SystemFailure] = []
 
     def track(number: str, within: timedelta) -> asyncio.Task[Any]:
-        return asyncio.create_task(_call("carrier", "track_shipment", ShipmentLookup(tracking_number=number),
-                                         Shipment, policy, within))
+        return asyncio.create_task(track_shipment(number, policy=policy, within=within))
 
     by_reference: asyncio.Task[Any] | None = None
     early: dict[str, asyncio.Task[Any]] = {}
@@ -155,8 +154,7 @@ async def gather_customer_360(
         early = {n: track(n, budget) for n in dict.fromkeys(known_tracking_numbers)}
 
     async def orders_then_shipments() -> None:
-        found = await _call("erp", "lookup_orders", OrdersLookup(customer_id=customer_id, order_id=order_id),
-                            OrdersResult, policy, budget)
+        found = await lookup_orders(customer_id, order_id, policy=policy, within=budget)
         order_is_theirs = True  # if the ERP cannot say, the customer's word is all there is
         if isinstance(found, SystemFailure):
             failures.append(found)
@@ -284,17 +282,19 @@ def failure_of(system: str, err: ActivityError, policy: CallPolicy | None = None
     return SystemFailure(system=system, error_type=error_type, message=message)
 
 
-async def lookup_orders(customer_id: str, order_id: str | None = None, *,
-                        policy: CallPolicy = GATHER) -> OrdersResult | SystemFailure:
-    """The customer's orders from the ERP (newest first), or why the ERP could not say."""
+async def lookup_orders(customer_id: str, order_id: str | None = None, *, policy: CallPolicy = GATHER,
+                        within: timedelta | None = None) -> OrdersResult | SystemFailure:
+    """The customer's orders from the ERP (newest first), or why the ERP could not say
+    (`within`: all attempts together, instead of the policy's bound)."""
     return await _call("erp", "lookup_orders", OrdersLookup(customer_id=customer_id, order_id=order_id),
-                       OrdersResult, policy)
+                       OrdersResult, policy, within)
 
 
-async def track_shipment(tracking_number: str, *, policy: CallPolicy = GATHER) -> Shipment | SystemFailure:
+async def track_shipment(tracking_number: str, *, policy: CallPolicy = GATHER,
+                         within: timedelta | None = None) -> Shipment | SystemFailure:
     """Where the carrier says the parcel is, or why it could not say."""
     return await _call("carrier", "track_shipment", ShipmentLookup(tracking_number=tracking_number), Shipment,
-                       policy)
+                       policy, within)
 
 
 async def create_return_label(req: ReturnLabelRequest, *, policy: CallPolicy = LABEL) -> ReturnLabel | SystemFailure:

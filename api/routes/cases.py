@@ -16,8 +16,6 @@ from models.ticket import TicketCreate, TicketCreated
 from workflows import registry
 
 
-
-
 class CaseTypePublic(BaseModel):
     name: str = Field(description="What `POST /cases/{case_type}` takes.")
     title: str
