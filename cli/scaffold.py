@@ -50,8 +50,7 @@ from workflows.case import CaseWorkflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, Field
 
-    from models.enums import Priority
-    from models.ticket import TicketCreate, TicketInput, TicketSnapshot, TicketStatus
+    from models.ticket import TicketCreate, TicketInput, TicketSnapshot
     from workflows.registry import CaseType, register
 
 CASE_TYPE = "{name}"
@@ -79,18 +78,15 @@ class {cls}Workflow(CaseWorkflow):
 
     @workflow.run
     async def run(self, inp: {cls}Input) -> TicketSnapshot:
-        self.open(inp)
-        await self.publish()
-        task = await self.human_task(queue=self.snapshot.department, priority=Priority.normal, kind=TASK_KIND,
-                                     allowed_outcomes=list(OUTCOMES),
-                                     context={{"summary": inp.case_data.summary}})
+        return await self.run_case(inp)  # opens the case, runs steps(), finishes
+
+    async def steps(self, inp: {cls}Input) -> None:
+        task = await self.work_task(queue=self.snapshot.department, kind=TASK_KIND, allowed_outcomes=list(OUTCOMES),
+                                    context={{"summary": inp.case_data.summary}})
         if task.outcome == "approve":
-            self.set_status(TicketStatus.resolved, f"approved by {{task.assignee}}")
+            await self.resolve(f"approved by {{task.assignee}}")
         else:
-            self.set_status(TicketStatus.closed, f"rejected by {{task.assignee}}")
-        await self.publish()
-        await self.finish()
-        return self.snapshot
+            await self.close(f"rejected by {{task.assignee}}")
 
 
 {upper} = register(CaseType(

@@ -90,6 +90,16 @@ class Eligibility(BaseModel):
         return not self.problems
 
 
+class ReturnApproval(BaseModel):
+    """What the returns team sees on an approval task."""
+
+    order_id: str
+    items: list[str] = Field(description="The SKUs coming back.")
+    amount: Decimal = Field(description="What approving refunds, once the parcel is scanned.")
+    currency: str
+    reason: str
+
+
 def check_eligibility(order: Order, wanted: list[str], policy: ReturnPolicy, now: datetime) -> Eligibility:
     """Which of `wanted` may come back under `policy`, and the refund. None wanted: every line
     that may come back (the others are kept back, and said so)."""

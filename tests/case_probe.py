@@ -4,13 +4,17 @@ ticket: a parcel claim that an agent pays or refuses. Registered by the tests th
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import BaseModel, Field
 from temporalio import workflow
 
-from models.enums import Priority
-from models.ticket import TicketCreate, TicketInput, TicketSnapshot, TicketStatus
 from workflows.case import CaseWorkflow
-from workflows.registry import CaseType
+
+with workflow.unsafe.imports_passed_through():
+    from models.enums import Priority
+    from models.ticket import TicketCreate, TicketInput, TicketSnapshot, TicketStatus
+    from workflows.registry import CaseType
 
 
 class ClaimData(BaseModel):
@@ -31,16 +35,14 @@ class ParcelClaim(CaseWorkflow):
 
     @workflow.run
     async def run(self, inp: ClaimInput) -> TicketSnapshot:
-        self.open(inp)
-        await self.publish()
-        task = await self.human_task(queue=self.snapshot.department, priority=Priority.normal, kind="review_claim",
-                                     allowed_outcomes=["pay", "refuse"],
-                                     context={"parcel": inp.case_data.parcel})
+        return await self.run_case(inp)
+
+    async def steps(self, inp: ClaimInput) -> None:
+        task = await self.work_task(queue=self.snapshot.department, priority=Priority.normal, kind="review_claim",
+                                    allowed_outcomes=["pay", "refuse"], context=inp.case_data)
         self.set_status(TicketStatus.resolved if task.outcome == "pay" else TicketStatus.closed,
                         f"claim {task.outcome}")
         await self.publish()
-        await self.finish()
-        return self.snapshot
 
 
 def probe_case_type() -> CaseType:
@@ -57,17 +59,34 @@ class CallbackRequest(CaseWorkflow):
 
     @workflow.run
     async def run(self, inp: TicketInput) -> TicketSnapshot:
-        self.open(inp)
-        await self.publish()
-        await self.human_task(queue=self.snapshot.department, priority=Priority.normal, kind="call_back",
-                              allowed_outcomes=["called"])
-        self.set_status(TicketStatus.resolved, "called back")
-        await self.publish()
-        await self.finish()
-        return self.snapshot
+        return await self.run_case(inp)
+
+    async def steps(self, inp: TicketInput) -> None:
+        await self.work_task(queue=self.snapshot.department, kind="call_back", allowed_outcomes=["called"])
+        await self.resolve("called back")
 
 
 def callback_case_type() -> CaseType:
     return CaseType(name="callback-request", title="Callback request", description="Call the customer back.",
                     workflow=CallbackRequest, create_model=TicketCreate, input_model=TicketInput,
                     id_prefix="callback", default_department="general", task_outcomes={"call_back": ("called",)})
+
+
+@workflow.defn(name="ReviewProbe")
+class ReviewProbe(CaseWorkflow):
+    """A case composed from the parts and nothing else: an SLA clock, a task that may be
+    escalated or transferred on its way, a question to the customer, a resolution."""
+
+    CASE_TYPE = "review-probe"
+
+    @workflow.run
+    async def run(self, inp: TicketInput) -> TicketSnapshot:
+        return await self.run_case(inp)
+
+    async def steps(self, inp: TicketInput) -> None:
+        self.sla.start()
+        task = await self.work_task(queue=self.snapshot.department, kind="review",
+                                    allowed_outcomes=["approve", "escalate", "transfer"])
+        answer = await self.ask_customer("Anything else?", timedelta(hours=1), key="more",
+                                         author=task.assignee or "team")
+        await self.resolve(f"{task.outcome} in {task.queue}; the customer said {answer or 'nothing'}")

@@ -1,9 +1,7 @@
-"""Workflow steps that consult the systems around ticketflow: one picture of the customer
-gathered from the ERP, the carrier and the older helpdesk, and the actions an agent can take
-in them (refund, mirror the ticket, answer on chat).
-
-Activities are called by name (see ``activities.systems``), so no driver enters the workflow
-sandbox. Each kind of call has its own ``CallPolicy``, chosen for what a failure costs:
+"""Calls to the systems around ticketflow: the customer 360 from the ERP, the carrier and the
+older helpdesk, and the actions taken in them (refund, return label, mirror, chat reply).
+Activities are called by name (``activities.systems``), so no driver enters the sandbox.
+Each kind of call has its own ``CallPolicy``, chosen for what a failure costs:
 
 - looking things up (``GATHER``) must not hold a ticket up: a few quick attempts inside a
   30-second budget for the whole gather, then the picture goes ahead without that system
@@ -60,8 +58,7 @@ class CallPolicy:
     ``start_to_close`` bounds one attempt; it should exceed the connector timeout setting
     (``TICKETFLOW_CONNECTOR_TIMEOUT``, 10 s by default) times the calls one attempt makes
     one after the other, so the connector reports its own ``Timeout`` first.
-    ``schedule_to_close`` bounds all attempts together; ``None`` leaves only
-    ``retry.maximum_attempts``.
+    ``schedule_to_close`` bounds all attempts together (``None``: ``retry.maximum_attempts``).
     """
 
     start_to_close: timedelta

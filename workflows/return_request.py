@@ -26,7 +26,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 from workflows.case import CaseWorkflow
-from workflows.context import create_return_label, issue_refund, lookup_orders, track_shipment
+from workflows.context import create_return_label, lookup_orders, track_shipment
 
 with workflow.unsafe.imports_passed_through():
     from models.customer360 import Order, ShipmentStatus
@@ -35,11 +35,12 @@ with workflow.unsafe.imports_passed_through():
         Eligibility,
         ReturnCreate,
         ReturnInput,
+        ReturnApproval,
         ReturnLabelRequest,
         check_eligibility,
         load_return_policy,
     )
-    from models.systems import RefundRequest, SystemFailure
+    from models.systems import SystemFailure
     from models.task import TaskSnapshot
     from models.ticket import TicketSnapshot, TicketStatus
     from workflows.registry import CaseType, register
@@ -49,7 +50,9 @@ APPROVE_RETURN = "approve_return"
 FIX_RETURN = "fix_return"
 SCANNED = (ShipmentStatus.in_transit, ShipmentStatus.out_for_delivery, ShipmentStatus.delivered)
 RETURNS_DESK = "returns-desk"
+APPROVAL_OUTCOMES = ("approve", "reject", "ask_customer")
 LABEL_REMINDER = "return-label-reminder"  # workflow.patched id: the reminder came after release
+OFFER_AFTER_TASK = "return-offers-freed-capacity"  # workflow.patched id: so did offering queued work
 
 
 @workflow.defn
@@ -58,15 +61,15 @@ class ReturnRequestWorkflow(CaseWorkflow):
 
     @workflow.run
     async def run(self, inp: ReturnInput) -> TicketSnapshot:
-        self.open(inp)
+        return await self.run_case(inp)
+
+    async def steps(self, inp: ReturnInput) -> None:
         self.returns = inp.returns
-        await self.publish()
-        self.start_sla()
+        self.sla.start()
         if not inp.order_id:  # a chat that named no order: the API's own route requires one
             await self._close("no_order", "Tell us which order to send back: write again with its number "
                                           "(for example ORD-1001).")
-            await self.finish()
-            return self.snapshot
+            return
         result = await lookup_orders(inp.customer_id, inp.order_id)
         if isinstance(result, SystemFailure):
             self.record("context_gap", f"{result.system}: {result.error_type}: {result.message}")
@@ -76,8 +79,6 @@ class ReturnRequestWorkflow(CaseWorkflow):
             await self._close("unknown_order", f"We could not find order {inp.order_id} on your account.")
         else:
             await self._return(inp, order)
-        await self.finish()
-        return self.snapshot
 
     async def _return(self, inp: ReturnInput, order: Order) -> None:
         check = check_eligibility(order, inp.case_data.items, inp.returns, workflow.now())
@@ -97,20 +98,20 @@ class ReturnRequestWorkflow(CaseWorkflow):
         await self._approve_and_refund(order, check, reason)
 
     async def _approve_and_refund(self, order: Order, check: Eligibility, reason: str) -> None:
-        context = {"order_id": order.id, "items": check.skus, "amount": str(check.amount),
-                   "currency": check.currency, "reason": reason,
-                   "refund_on": {"approve": str(check.amount)}}
+        approval = ReturnApproval(order_id=order.id, items=check.skus, amount=check.amount, currency=check.currency,
+                                  reason=reason)
         while True:
-            task = await self.human_task(queue=self.returns.queue, priority=Priority.normal, kind=APPROVE_RETURN,
-                                         allowed_outcomes=["approve", "reject", "ask_customer"], context=context)
+            task = await self.work_task(queue=self.returns.queue, priority=Priority.normal, kind=APPROVE_RETURN,
+                                        allowed_outcomes=list(APPROVAL_OUTCOMES), context=approval,
+                                        refund_on={"approve": check.amount})
+            approver = task.assignee or RETURNS_DESK
+            self.decisions.pop(task.task_id, None)
             if task.outcome == "reject":
-                await self._close("rejected", task.reply or "We cannot take this return.",
-                                  author=task.assignee)
+                await self._close("rejected", task.reply or "We cannot take this return.", author=approver)
                 return
             if task.outcome == "ask_customer":
                 answer = await self.ask_customer(task.reply or "Could you tell us more?",
-                                                 self.returns.reason_timeout, key=task.task_id,
-                                                 author=task.assignee or RETURNS_DESK)
+                                                 self.returns.reason_timeout, key=task.task_id, author=approver)
                 if answer is None:
                     await self._close("no_reply", "We closed your return request as we did not hear back.")
                     return
@@ -130,26 +131,27 @@ class ReturnRequestWorkflow(CaseWorkflow):
         await self.notify_customer(
             f"Your return is approved. Print the label at {label.label_url} and hand the parcel to "
             f"{label.carrier}; tracking number {label.tracking_number}. We refund {check.amount} "
-            f"{check.currency} once it is scanned.", author=task.assignee or RETURNS_DESK, key="label")
+            f"{check.currency} once it is scanned.", author=approver, key="label")
         self.set_status(TicketStatus.waiting_customer, "waiting for the parcel to be scanned")
         await self.publish()
         if not await self._parcel_scanned(label.tracking_number):
             await self._close("never_sent", "We closed your return: the carrier never scanned the parcel. "
                                             "Write to us if you still want to send it.")
             return
-        refund = await issue_refund(RefundRequest(
-            ticket_id=self.snapshot.ticket_id, customer_id=self.snapshot.customer_id, order_id=order.id,
-            amount=check.amount, reason=f"return: {reason}"[:500], idempotency_key=f"{self.snapshot.ticket_id}:refund",
-            department=self.returns.queue, decided_by=task.assignee or ""))
+        refund = await self.refund_once(order_id=order.id, amount=check.amount, reason=f"return: {reason}",
+                                        key=f"{self.snapshot.ticket_id}:refund", department=self.returns.queue,
+                                        decided_by=task.assignee or "")
         if isinstance(refund, SystemFailure):
-            self.record("refund_failed", f"{refund.error_type}: {refund.message}", amount=str(check.amount))
             await self._agent_handles_it(f"the refund of {check.amount} {check.currency} failed "
                                          f"({refund.error_type}); refund by hand")
             return
-        self.snapshot.context.setdefault("refunds", []).append(refund.model_dump(mode="json"))
-        self.record("refund_created", f"{refund.amount} {refund.currency} on {order.id} ({refund.id})",
-                    refund_id=refund.id)
         await self._close("refunded", f"We received your parcel and refunded {refund.amount} {refund.currency}.")
+
+    def capacity_freed(self, task: TaskSnapshot) -> None:
+        """Return requests released before this offered no queued work when an approver
+        finished; their histories replay without the offer."""
+        if workflow.patched(OFFER_AFTER_TASK):
+            super().capacity_freed(task)
 
     async def _parcel_scanned(self, tracking_number: str) -> bool:
         waited = timedelta(0)
@@ -178,17 +180,16 @@ class ReturnRequestWorkflow(CaseWorkflow):
 
     async def _agent_handles_it(self, why: str) -> TaskSnapshot:
         self.record("handed_to_agent", why)
-        task = await self.human_task(queue=self.returns.queue, priority=Priority.high, kind=FIX_RETURN,
-                                     allowed_outcomes=["resolve"], context={"problem": why})
+        task = await self.work_task(queue=self.returns.queue, priority=Priority.high, kind=FIX_RETURN,
+                                    allowed_outcomes=["resolve"], context={"problem": why})
+        self.decisions.pop(task.task_id, None)
         await self._close("settled_by_agent", task.reply or "Your return has been settled.", author=task.assignee)
         return task
 
     async def _close(self, outcome: str, message: str, *, author: str | None = None) -> None:
         """Tell the customer how the return ended, and close the case with that outcome."""
         await self.notify_customer(message, author=author or RETURNS_DESK, key=f"close-{outcome}")
-        self.snapshot.resolution = outcome
-        self.set_status(TicketStatus.closed, outcome)
-        await self.publish()
+        await self.close(outcome)
 
 
 RETURN_REQUEST = register(CaseType(
@@ -201,6 +202,6 @@ RETURN_REQUEST = register(CaseType(
     input_model=ReturnInput,
     id_prefix="return",
     default_department="returns",
-    task_outcomes={APPROVE_RETURN: ("approve", "reject", "ask_customer"), FIX_RETURN: ("resolve",)},
+    task_outcomes={APPROVE_RETURN: APPROVAL_OUTCOMES, FIX_RETURN: ("resolve",)},
     intake=lambda settings: {"returns": load_return_policy(settings.returns_policy_file)},
 ))

@@ -6,18 +6,16 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-from workflows.case import FAQ_BOT, SUPERVISOR_QUEUE, CaseWorkflow
+from workflows.case import HANDLE_TICKET, CaseWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from models.ticket import CaseStep, StepName
-    from models.faq import FaqDecision
     from models.task import TaskOutcome
     from models.ticket import TicketCreate, TicketInput, TicketSnapshot, TicketStatus
     from sla.policy import SlaTargetKind
     from workflows.registry import CaseType, register
 
 TICKET_ID_PREFIX = "ticket"
-HANDLE_TICKET = "handle_ticket"
 
 
 def workflow_id_for(ticket_id: str) -> str:
@@ -40,20 +38,19 @@ class TicketWorkflow(CaseWorkflow):
 
     @workflow.run
     async def run(self, inp: TicketInput) -> TicketSnapshot:
-        if inp.carried is not None:  # carry on where the run before stood
-            step: CaseStep | None = await self.resume()
+        return await self.run_case(inp)
+
+    async def steps(self, inp: TicketInput) -> None:
+        if inp.carried is not None:  # a run that continues the ticket: carry on from its step
+            step: CaseStep | None = self.step
         else:
-            self.open(inp)
-            await self.publish()
             await self.gather_context()
             self.triage()
-            self.start_sla()
+            self.sla.start()
             await self.publish()
-            if await self._bot_resolves(inp):
-                await self.finish()
-                return self.snapshot
+            if await self.bot_answers(f"{inp.subject}\n{inp.body}"):
+                return
             step = CaseStep(name=StepName.agent, queue=self.snapshot.department)  # after triage
-
         while step is not None:
             self.step = step
             if step.name == StepName.agent:
@@ -64,29 +61,12 @@ class TicketWorkflow(CaseWorkflow):
             else:
                 step = await self._closing_step(step)
 
-        await self.finish()
-        return self.snapshot
-
     async def _agent_step(self, step: CaseStep) -> CaseStep:
-        """An agent handles the ticket; returns the step their decision leads to."""
-        inp, queue = self.input, step.queue
-        if step.task_id is not None and step.task_id in self.tasks:  # carried across runs
-            task = await self.wait_for_task(self.tasks[step.task_id], route=False)
-        else:
-            task = await self.human_task(queue=queue, priority=self.snapshot.priority, context=self.task_context())
-        outcome, agent = task.outcome, task.assignee or "agent"
-        self.offer_queued([task.queue])  # the agent has capacity again
-
-        if outcome == TaskOutcome.escalate:
-            queue = SUPERVISOR_QUEUE
-            self.snapshot.priority = self.snapshot.priority.raised()
-            self.record("escalated", f"to {queue} at priority {self.snapshot.priority.value}", by=agent)
-            return CaseStep(name=StepName.agent, queue=queue)
-        if outcome == TaskOutcome.transfer:
-            queue = task.context.get("transfer_to", queue)
-            self.record("transferred", f"to {queue}", by=agent)
-            return CaseStep(name=StepName.agent, queue=queue)
-
+        """An agent handles the ticket (escalating or transferring it on the way, if they
+        choose); returns the step their decision leads to."""
+        task = await self.work_task(queue=step.queue, context=self.task_context(), task_id=step.task_id)
+        queue = self.step.queue if self.step is not None else step.queue  # where escalations left it
+        agent = task.assignee or "agent"
         decided = self.decisions.pop(task.task_id)
         if decided.refund is not None and not await self.refund(task, decided):
             # The promised refund did not happen: the reply would be untrue. Back to an agent.
@@ -94,15 +74,13 @@ class TicketWorkflow(CaseWorkflow):
             return CaseStep(name=StepName.agent, queue=queue)
 
         await self.notify_customer(task.reply or "", author=agent, key=task.task_id)
-        self.sla_met(SlaTargetKind.first_response)
-        if outcome == TaskOutcome.ask_customer:
+        self.sla.met(SlaTargetKind.first_response)
+        if task.outcome == TaskOutcome.ask_customer:
             self.set_status(TicketStatus.waiting_customer, f"{agent} asked the customer")
             await self.publish()
-            return self._waiting(StepName.waiting_customer, queue, inp.policy.customer_reply_timeout)
-        self.snapshot.resolution = f"resolved by {agent}"
-        self.set_status(TicketStatus.resolved, f"by {agent}")
-        await self.publish()
-        return self._waiting(StepName.closing, queue, inp.policy.auto_close_after)
+            return self._waiting(StepName.waiting_customer, queue, self.input.policy.customer_reply_timeout)
+        await self.resolve(f"resolved by {agent}", f"by {agent}")
+        return self._waiting(StepName.closing, queue, self.input.policy.auto_close_after)
 
     def _waiting(self, name: StepName, queue: str, period: timedelta) -> CaseStep:
         return CaseStep(name=name, queue=queue, until=workflow.now() + period)
@@ -113,9 +91,7 @@ class TicketWorkflow(CaseWorkflow):
         if await self.wait_for_customer(step.until - workflow.now()):
             return CaseStep(name=StepName.agent, queue=step.queue)  # the customer answered
         timeout = self.input.policy.customer_reply_timeout
-        self.snapshot.resolution = "no reply from the customer"
-        self.set_status(TicketStatus.resolved, f"no reply within {timeout}")
-        await self.publish()
+        await self.resolve("no reply from the customer", f"no reply within {timeout}")
         return self._waiting(StepName.closing, step.queue, self.input.policy.auto_close_after)
 
     async def _closing_step(self, step: CaseStep) -> CaseStep | None:
@@ -125,35 +101,18 @@ class TicketWorkflow(CaseWorkflow):
             return None
         return CaseStep(name=StepName.agent, queue=step.queue)
 
-    async def _bot_resolves(self, inp: TicketInput) -> bool:
-        """True when the FAQ bot's answer settled the ticket (helped, then quiet until closed)."""
-        faq = await self.ask_faq_bot(f"{inp.subject}\n{inp.body}")
-        if faq is None or faq.decision != FaqDecision.answer or not faq.answer:
-            return False
-        await self.notify_customer(faq.answer, author=FAQ_BOT, key="faq")
-        self.set_status(TicketStatus.bot_answered, f"FAQ entry {faq.best.entry_id if faq.best else '?'}")
-        await self.publish()
-        verdict = await self.wait_for_feedback(inp.policy.bot_answer_timeout)
-        self.record("faq_feedback", verdict)
-        if verdict != "helpful":
-            return False  # not helpful, a follow-up, or silence: an agent takes over
-        self.snapshot.resolution = "answered by the FAQ bot"
-        self.set_status(TicketStatus.resolved, "the customer confirmed the FAQ answer helped")
-        await self.publish()
-        return await self.close_when_quiet(inp.policy.auto_close_after)
-
     def triage(self) -> None:
         """A general ticket about an order whose parcel is late or lost belongs to logistics."""
         s = self.snapshot
-        if s.department != "general" or not s.order_id:
+        if s.department != "general" or not s.order_id or self.customer360 is None:
             return
-        picture = s.context.get("customer360", {})
-        tracking = {o.get("tracking_number") for o in picture.get("orders", []) if o.get("id") == s.order_id}
-        for shipment in picture.get("shipments", []):
-            if shipment.get("tracking_number") in tracking and shipment.get("is_delayed"):
+        picture = self.customer360
+        tracking = {o.tracking_number for o in picture.orders if o.id == s.order_id and o.tracking_number}
+        for shipment in picture.shipments:
+            if shipment.tracking_number in tracking and shipment.is_delayed:
                 s.department = "logistics"
-                self.record("triaged", f"order {s.order_id}: parcel {shipment.get('status')}, "
-                                       f"{shipment.get('delay_hours')}h late -> logistics")
+                self.record("triaged", f"order {s.order_id}: parcel {shipment.status.value}, "
+                                       f"{shipment.delay_hours}h late -> logistics")
                 return
 
     def task_context(self) -> dict:

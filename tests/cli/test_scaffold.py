@@ -49,8 +49,8 @@ def test_the_written_case_runs_and_its_test_guards_it(project: Path):
 
     # Break the case: a rejected claim no longer closes it. Its own test says so.
     module = project / "workflows" / "warranty_claim.py"
-    module.write_text(module.read_text().replace('self.set_status(TicketStatus.closed, f"rejected by',
-                                                 'self.set_status(TicketStatus.resolved, f"rejected by'))
+    module.write_text(module.read_text().replace('await self.close(f"rejected by',
+                                                 'await self.resolve(f"rejected by'))
     failed = run_pytest(project, "tests/workflows/test_warranty_claim.py")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "1 failed, 2 passed" in failed.stdout
