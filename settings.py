@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         default=None,
         description="JSON key file (`ticketflow keys rotate` writes it). Unset: payload-keys.json in the data directory.",
     )
+    audit_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM) that signs audit archives. Unset: audit-signing-key.pem in the data "
+        "directory (`ticketflow up` creates it).",
+    )
     codec_cors_origins: list[str] = Field(
         default=["http://localhost:8233", "http://127.0.0.1:8233"],
         description="Origins of Temporal Web UIs allowed to call the codec endpoint from the browser.",

@@ -37,6 +37,8 @@ ACTIVITY_WORDS = {
     "mirror_ticket": "mirror the ticket into the older helpdesk",
     "send_chat_reply": "post a reply in the customer's chat",
     "prune_change_feed": "prune the change feed",
+    "track_shipment": "ask the carrier where a parcel is",
+    "create_return_label": "have the carrier make a return label",
 }
 COMMAND_WORDS = {
     "ActivityTaskScheduled": "schedule an activity",
@@ -71,14 +73,14 @@ def _event_type(event) -> str:  # noqa: ANN001
     return EventType.Name(event.event_type).removeprefix("EVENT_TYPE_").title().replace("_", "")
 
 
-def _activity_words(name: str) -> str:
+def activity_words(name: str) -> str:
     return f"{ACTIVITY_WORDS[name]} ({name})" if name in ACTIVITY_WORDS else f"run activity {name}"
 
 
 def what_the_event_did(event) -> str:  # noqa: ANN001
     kind = _event_type(event)
     if event.HasField("activity_task_scheduled_event_attributes"):
-        return _activity_words(event.activity_task_scheduled_event_attributes.activity_type.name)
+        return activity_words(event.activity_task_scheduled_event_attributes.activity_type.name)
     if event.HasField("timer_started_event_attributes"):
         after = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
         return f"start a durable timer of {after}"
@@ -97,7 +99,7 @@ def temporal_message(error: BaseException) -> str:
 def what_the_code_does(message: str) -> str:
     command = re.search(r"activity command '([^']+)'", message)
     if command:
-        return _activity_words(command.group(1))
+        return activity_words(command.group(1))
     if "No command scheduled for event" in message or "has no command" in message:
         return "nothing at that point (the step that made this decision is gone or moved)"
     lookup = {
@@ -110,7 +112,7 @@ def what_the_code_does(message: str) -> str:
     return "something else (see Temporal's message)"
 
 
-def _decoded_json(payloads, codec: PayloadCodec | None) -> list:  # noqa: ANN001
+def decoded_json(payloads, codec: PayloadCodec | None) -> list:  # noqa: ANN001
     items = list(payloads)
     if codec is not None:
         items = codec.decode_sync(items) if hasattr(codec, "decode_sync") else items
@@ -134,7 +136,7 @@ def last_decision_before(history: WorkflowHistory, event_id: int, codec: Payload
         attrs = event.activity_task_scheduled_event_attributes
         if attrs.activity_type.name not in ("project_ticket", "project_ticket_changes"):
             continue
-        for value in _decoded_json(attrs.input.payloads, codec):
+        for value in decoded_json(attrs.input.payloads, codec):
             ticket = value.get("ticket", value) if isinstance(value, dict) else {}
             timeline = ticket.get("timeline") or []
             if timeline:

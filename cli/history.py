@@ -12,9 +12,7 @@ from typing import Annotated
 import typer
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
-from temporalio.worker import Replayer
 
-from cli.divergence import Divergence, explain, quiet_runtime
 from encryption import data_converter
 from settings import get_settings
 
@@ -23,11 +21,22 @@ history_app = typer.Typer(help="Read, export and replay a ticket's workflow hist
 
 
 async def _fetch(ticket_id: str) -> WorkflowHistory:
+    """The latest run's history of the ticket's workflow, whatever its case type."""
+    from temporalio.service import RPCError, RPCStatusCode
+
     from worker import connect
-    from workflows.ticket import workflow_id_for
+    from workflows import registry
 
     client = await connect(get_settings())
-    return await client.get_workflow_handle(workflow_id_for(ticket_id)).fetch_history()
+    for case_type in registry.case_types():
+        try:
+            return await client.get_workflow_handle(case_type.workflow_id(ticket_id)).fetch_history()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+    typer.echo(f"error: no ticket {ticket_id} in Temporal (namespace {get_settings().temporal_namespace}): "
+               "check the id, or its history may have passed the namespace's retention", err=True)
+    raise typer.Exit(1)
 
 
 def _payload_text(payloads) -> str:  # noqa: ANN001
@@ -98,28 +107,38 @@ def export(ticket_id: str, output: Annotated[Path, typer.Option("--output", "-o"
     typer.echo(f"{len(history.events)} events written to {output}")
 
 
-async def replay_history(history: WorkflowHistory) -> Divergence | None:
-    """None when today's code makes the recorded decisions; otherwise where it first differs."""
-    from worker import workflows
+async def _replay_checked(history: WorkflowHistory) -> list[str]:
+    """What today's code does differently, commands and decisions (empty: nothing)."""
+    from audit.archive import record_for
+    from audit.replay import replay_tickets
+    from worker import workflow_runner, workflows
 
-    converter = data_converter(get_settings())
-    replayer = Replayer(workflows=workflows(), data_converter=converter, runtime=quiet_runtime())
-    return await explain(replayer, history, codec=converter.payload_codec)
+    record = record_for(ticket_id=history.workflow_id, case_type="?", workflow_type="?",
+                        runs=[(history.run_id, history)])
+    async for outcome in replay_tickets([record], workflows=workflows(), converter=data_converter(get_settings()),
+                                        runner=workflow_runner("audit")):
+        return outcome.details if outcome.result != "ok" else []
+    return []
 
 
 @history_app.command("replay")
 def replay(source: Annotated[str, typer.Argument(help="A ticket id, or a JSON file from `history export`.")]) -> None:
-    """Re-run today's workflow code against a recorded history.
+    """Re-run today's workflow code against a recorded history, checking its commands and
+    what they carry (refund amounts, messages, queues, SLA due times).
 
     Exit 0: the code makes exactly the decisions recorded; otherwise it prints where it diverges.
     """
     path = Path(source)
     if path.exists():
-        history = WorkflowHistory.from_json(f"ticket-{path.stem}", path.read_text())
+        try:
+            history = WorkflowHistory.from_json(f"ticket-{path.stem}", path.read_text())
+        except (ValueError, KeyError) as exc:
+            typer.echo(f"error: {path} is not a history from `history export` ({exc})", err=True)
+            raise typer.Exit(2) from None
     else:
         history = asyncio.run(_fetch(source))
-    divergence = asyncio.run(replay_history(history))
-    if divergence is not None:
-        typer.echo(f"replay FAILED: {divergence}", err=True)
+    differences = asyncio.run(_replay_checked(history))
+    if differences:
+        typer.echo("replay FAILED: " + "\n  ".join(differences), err=True)
         raise typer.Exit(1)
-    typer.echo(f"replay OK: {len(history.events)} events, same decisions")
+    typer.echo(f"replay OK: {len(history.events)} events, same commands and decisions")

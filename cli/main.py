@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.access import department_app, policy_app, token_app, user_app
+from cli.audit import audit_app
 from cli.faq import faq_app
 from cli.history import history_app
 from cli.keys import keys_app, require_keys
@@ -28,6 +29,7 @@ app.add_typer(history_app, name="history")
 app.add_typer(faq_app, name="faq")
 app.add_typer(keys_app, name="keys")
 app.add_typer(case_app, name="case")
+app.add_typer(audit_app, name="audit")
 
 log = logging.getLogger("ticketflow")
 

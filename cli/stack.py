@@ -139,11 +139,21 @@ def _payload_keys(settings: Settings) -> str:
     return f"encrypted with the keys in {path}" + (" (created now: back it up)" if created else "")
 
 
+def _audit_key(settings: Settings) -> str:
+    """The key that signs audit archives: made on the first start, kept in the data directory."""
+    from audit.signing import ensure_signing_key, signing_key_path
+
+    path = signing_key_path(settings)
+    created = ensure_signing_key(path)
+    return f"signed with {path}" + (" (created now: back it up)" if created else "")
+
+
 # How long a stopping worker may take to finish its running activities.
 WORKER_STOP_SECONDS = 30
 
 
-def _banner(settings: Settings, api_url: str, embedded: bool, sandbox, key_note: str) -> None:  # noqa: ANN001
+def _banner(settings: Settings, api_url: str, embedded: bool, sandbox, key_note: str,  # noqa: ANN001
+            audit_note: str) -> None:
     print(f"\nticketflow is up\n  API      {api_url}  (OpenAPI docs at {api_url}/docs)", flush=True)
     if embedded:
         print(f"  Temporal 127.0.0.1:{settings.temporal_port}  (Web UI at http://127.0.0.1:{settings.temporal_ui_port})",
@@ -151,6 +161,7 @@ def _banner(settings: Settings, api_url: str, embedded: bool, sandbox, key_note:
     if sandbox is not None:
         print("  sandbox  " + "  ".join(f"{k}={v}" for k, v in sandbox.urls.items()), flush=True)
     print(f"  payloads {key_note}", flush=True)
+    print(f"  archives {audit_note}  (ticketflow audit)", flush=True)
 
 
 async def _demo(settings: Settings, db: Database, api_url: str, stopping) -> None:  # noqa: ANN001
@@ -202,6 +213,7 @@ async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> in
         await asyncio.to_thread(upgrade, settings.effective_database_url)
         db = Database(settings.effective_database_url)
         key_note = _payload_keys(settings)
+        audit_note = _audit_key(settings)
         client = await connect(settings)
         api_url = f"http://{settings.api_host}:{settings.api_port}"
 
@@ -220,7 +232,7 @@ async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> in
                     await api_task
                     return 1
                 await asyncio.sleep(0.05)
-            _banner(settings, api_url, temporal_proc is not None, sandbox, key_note)
+            _banner(settings, api_url, temporal_proc is not None, sandbox, key_note, audit_note)
             if demo and not server.should_exit:
                 await _demo(settings, db, api_url, stopping=lambda: server.should_exit)
             if not server.should_exit:

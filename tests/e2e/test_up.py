@@ -78,12 +78,15 @@ async def test_up_serves_everything_stops_on_ctrl_c_and_carries_on_at_the_next_s
         await asyncio.wait_for(console, 10)  # the open stream did not hold the stop up
         assert "Traceback" not in up.output(), up.output()
         keys = (up.data_dir / "payload-keys.json").read_text()
+        signing = (up.data_dir / "audit-signing-key.pem").read_bytes()
         printed = up.log.read_text()
         assert "HTTP Request:" not in printed and "setup plugin" not in printed  # no line per request or plugin
         assert "payload-keys.json (created now: back it up)" in up.log.read_text()
+        assert "audit-signing-key.pem (created now: back it up)" in up.log.read_text()
 
         await up.start()
         assert (up.data_dir / "payload-keys.json").read_text() == keys  # the same key, not a new one
+        assert (up.data_dir / "audit-signing-key.pem").read_bytes() == signing
         assert up.tokens() == tokens  # the same demo people
         async with httpx.AsyncClient(base_url=up.url, timeout=30) as http:
             after = await tickets(http, admin)
