@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         default=None,
         description="JSON key file (`ticketflow keys rotate` writes it). Unset: payload-keys.json in the data directory.",
     )
+    archive_dir: Path | None = Field(
+        default=None,
+        description="Where the hourly housekeeping keeps closed tickets' signed histories, before Temporal's "
+        "retention drops them. Unset: archive/ in the data directory.",
+    )
+    archive_closed_tickets: bool = Field(
+        default=True, description="Archive closed tickets' histories in the hourly housekeeping.")
     audit_key_file: Path | None = Field(
         default=None,
         description="Ed25519 private key (PEM) that signs audit archives. Unset: audit-signing-key.pem in the data "

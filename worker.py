@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.archive import ArchiveActivities
 from activities.notifications import NotificationActivities
 from activities.readmodel import ReadModelActivities
 from activities.routing import RoutingActivities
@@ -65,6 +66,7 @@ class TicketWorker:
         readmodel = ReadModelActivities(db)
         notifications = NotificationActivities(self.systems)
         routing = RoutingActivities(db, client)
+        archive = ArchiveActivities(client, settings)
         self.worker = Worker(
             client,
             task_queue=settings.task_queue,
@@ -73,7 +75,7 @@ class TicketWorker:
             activities=[
                 readmodel.project_ticket, readmodel.project_ticket_changes, readmodel.project_task, readmodel.prune_change_feed,
                 notifications.deliver_reply,
-                *self.systems.activities(), routing.route_task, routing.offer_queued,
+                *self.systems.activities(), routing.route_task, routing.offer_queued, archive.archive_closed_tickets,
             ],
             activity_executor=executor,
             max_concurrent_activities=settings.activity_threads,
@@ -113,7 +115,8 @@ async def run_worker(
             await stack.enter_async_context(build_worker(client, settings, db, executor))
             log.info("worker polling task queue %s", settings.task_queue)
             await ensure_housekeeping_schedule(
-                client, settings.task_queue, HousekeepingPolicy(change_feed_retention=settings.change_feed_retention))
+                client, settings.task_queue, HousekeepingPolicy(change_feed_retention=settings.change_feed_retention,
+                                                     archive_closed_tickets=settings.archive_closed_tickets))
             if faq:
                 from activities.faq import build_faq_worker
 

@@ -176,14 +176,23 @@ def _records(sources: list[str], query: str | None) -> tuple[list[TicketRecord],
     if ids or query:
         from worker import connect
 
+        from activities.archive import archive_store
+
         async def fetch() -> list[TicketRecord]:
             client = await connect(get_settings())
             wids = await selected_workflow_ids(client, Selection(tickets=ids, query=query))
             return [await fetch_record(client, w) for w in wids]
 
         fetched = asyncio.run(fetch())
-        if ids and not fetched:
-            raise _fail(f"no ticket {', '.join(ids)} in Temporal (nor a file of that name)")
+        found = {r.ticket_id for r in fetched}
+        store = archive_store(get_settings())
+        for ticket_id in ids:
+            if ticket_id in found:
+                continue
+            archived = store.get(ticket_id)  # gone from Temporal, kept in the archive store
+            if archived is None:
+                raise _fail(f"no ticket {ticket_id} in Temporal, in the archive store, or as a file of that name")
+            fetched.append(archived)
         records.extend(fetched)
     return records, sum(r.event_count for r in records)
 

@@ -21,7 +21,9 @@ history_app = typer.Typer(help="Read, export and replay a ticket's workflow hist
 
 
 async def _fetch(ticket_id: str) -> WorkflowHistory:
-    """The latest run's history of the ticket's workflow, whatever its case type."""
+    """The latest run's history of the ticket's workflow, whatever its case type; from the
+    archive store once Temporal no longer has it."""
+    from activities.archive import archive_store
     from temporalio.service import RPCError, RPCStatusCode
 
     from worker import connect
@@ -34,8 +36,13 @@ async def _fetch(ticket_id: str) -> WorkflowHistory:
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
+    archived = archive_store(get_settings()).get(ticket_id)
+    if archived is not None:
+        typer.echo(f"(from the archive: {archived.workflow_id}, {len(archived.runs)} run(s), "
+                   f"{archived.event_count} events; the latest run follows)", err=True)
+        return archived.histories()[-1]
     typer.echo(f"error: no ticket {ticket_id} in Temporal (namespace {get_settings().temporal_namespace}): "
-               "check the id, or its history may have passed the namespace's retention", err=True)
+               "check the id (nor is it in the archive store)", err=True)
     raise typer.Exit(1)
 
 

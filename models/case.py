@@ -22,7 +22,9 @@ class SlaSummary(BaseModel):
 class FaqSuggestion(BaseModel):
     entry_id: str
     question: str
-    score: float
+    score: float = Field(description="What ranks the entries: semantic plus weighted lexical similarity.")
+    semantic_score: float | None = None
+    lexical_score: float | None = None
 
 
 class FaqContext(BaseModel):

@@ -1,7 +1,8 @@
 """Periodic upkeep of the read model, started by a Temporal Schedule rather than a cron job:
 each run is a workflow with its own history, visible next to the tickets.
 
-Today it trims the change feed (the outbox behind GET /events) to the retention window."""
+It trims the change feed (the outbox behind GET /events) to the retention window, and copies
+closed tickets' histories into the archive store before Temporal's retention drops them."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from models.housekeeping import HousekeepingPolicy, HousekeepingReport, PruneChangeFeed
+    from models.housekeeping import ArchiveClosed, ArchiveReport, HousekeepingPolicy, HousekeepingReport, PruneChangeFeed
 
 EVERY = timedelta(hours=1)
+ARCHIVAL = "archive-closed-tickets"  # workflow.patched id: archival came after housekeeping was released
 
 
 @workflow.defn
@@ -38,7 +41,18 @@ class HousekeepingWorkflow:
             start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(minutes=2),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=5)),
         )
-        return HousekeepingReport(before=before, change_events_pruned=pruned)
+        report = HousekeepingReport(before=before, change_events_pruned=pruned)
+        if policy.archive_closed_tickets and workflow.patched(ARCHIVAL):
+            try:
+                report.archive = await workflow.execute_activity(
+                    "archive_closed_tickets", ArchiveClosed(), result_type=ArchiveReport,
+                    start_to_close_timeout=timedelta(minutes=50), heartbeat_timeout=timedelta(minutes=2),
+                    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=5), maximum_attempts=5,
+                                             non_retryable_error_types=["NotConfigured"]),
+                )
+            except ActivityError as err:  # the next hour tries again; the report says why
+                report.archive_error = str(err.cause or err)
+        return report
 
 
 def schedule_id(task_queue: str) -> str:

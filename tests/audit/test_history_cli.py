@@ -10,7 +10,8 @@ from settings import get_settings
 
 
 @pytest.fixture
-def against(dev_env, monkeypatch):
+def against(dev_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("TICKETFLOW_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TICKETFLOW_TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
     monkeypatch.setenv("TICKETFLOW_PAYLOAD_ENCRYPTION", "false")
     get_settings.cache_clear()
@@ -24,8 +25,8 @@ def test_an_unknown_ticket_is_one_line_not_a_traceback(against, command, tmp_pat
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        "error: no ticket no-such-ticket in Temporal (namespace default): check the id, or its history may have "
-        "passed the namespace's retention"]
+        "error: no ticket no-such-ticket in Temporal (namespace default): check the id (nor is it in the archive "
+        "store)"]
 
 
 def test_a_file_that_is_not_a_history_says_so(tmp_path):

@@ -59,7 +59,9 @@ class FaqBot(Conversation):
             index_version=result.index_version,
             decision=result.decision.value,
             confidence=result.confidence,
-            suggestions=[FaqSuggestion(entry_id=m.entry_id, question=m.question, score=round(m.score, 4))
+            suggestions=[FaqSuggestion(entry_id=m.entry_id, question=m.question, score=round(m.score, 4),
+                                       semantic_score=round(m.semantic_score, 4),
+                                       lexical_score=round(m.lexical_score, 4))
                          for m in ([best] if best else []) + list(result.alternatives)],
             answer=result.answer,
         ).model_dump(mode="json")
