@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.auth import TokenVerifier
-from api.routes import admin, agents, cases, codec, events, health, tasks, tickets, webhooks
+from api.routes import admin, agents, cases, codec, events, explain, health, tasks, tickets, webhooks
 from api.routes import faq
 from api.temporal import TemporalGateway, WorkflowEngineUnavailable, is_unavailable
 from encryption import data_converter
@@ -141,7 +141,7 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
                             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
     routers = [health.router, tickets.router, cases.case_router(), tasks.router, webhooks.router, agents.router, events.router,
-               faq.router, admin.router, codec.router]
+               faq.router, admin.router, codec.router, explain.router]
     for router in routers:
         app.include_router(router)
     routes = [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
