@@ -232,3 +232,60 @@ def replay(
         typer.echo(report)
     if any(r.result != "ok" for r in results):
         raise typer.Exit(1)
+
+
+@audit_app.command("whatif")
+def whatif(
+    sources: Annotated[list[str], typer.Argument(help="Archives, files from `history export`, or ticket ids.")],
+    sla: Annotated[Path | None, typer.Option("--sla", help="Another SLA configuration (the format of "
+                                             "policies/sla.json).")] = None,
+    faq_threshold: Annotated[float | None, typer.Option("--faq-threshold", min=0.0, max=1.0,
+                                                        help="Another confidence the FAQ bot must reach to answer.")
+                             ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """What recorded tickets would have done under another SLA policy or FAQ threshold:
+    breaches added and avoided, automatic answers gained and lost, with the precision the
+    customers' verdicts give."""
+    import json
+
+    from pydantic import ValidationError
+
+    from audit.whatif import what_if
+    from encryption import data_converter
+    from policies.sla import load_sla_config
+
+    if sla is None and faq_threshold is None:
+        raise _fail("say what to change: --sla FILE, --faq-threshold X, or both")
+    config = None
+    if sla is not None:
+        try:
+            config = load_sla_config(sla)
+        except FileNotFoundError:
+            raise _fail(f"--sla: no file {sla}") from None
+        except (ValidationError, ValueError) as exc:
+            raise _fail(f"--sla: {sla} is not an SLA configuration: {exc}") from None
+    records, _ = _records(sources, None)
+    result = what_if(records, data_converter(get_settings()), sla=config, faq_threshold=faq_threshold)
+    report = result.as_dict()
+    if as_json:
+        typer.echo(json.dumps(report, indent=1))
+        return
+    typer.echo(f"{result.tickets} tickets" + (f" ({len(result.unreadable)} unreadable)" if result.unreadable else ""))
+    if report["sla"] is not None:
+        s = report["sla"]
+        typer.echo(f"SLA under {sla}: {s['breaches_before']} breaches recorded -> {s['breaches_after']}; "
+                   f"{s['added']} added, {s['avoided']} avoided")
+        for change in s["changed"]:
+            typer.echo(f"  {change['ticket_id']}: {', '.join(change['before']) or 'none'} -> "
+                       f"{', '.join(change['after']) or 'none'}")
+    if report["faq"] is not None:
+        f = report["faq"]
+
+        def pct(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.0%}"
+
+        typer.echo(f"FAQ at threshold {f['threshold']}: {f['answered_before']} answered automatically -> "
+                   f"{f['answered_after']}; {len(f['gained'])} gained (no verdict yet), {len(f['lost'])} lost; "
+                   f"precision from the customers' verdicts {pct(f['precision_before'])} -> "
+                   f"{pct(f['precision_after'])}")

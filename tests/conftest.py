@@ -34,6 +34,17 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+@pytest.fixture
+async def fresh_time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of the test's own: skipped time is global to a server, so a
+    workflow left waiting by one test must not see (or stall) another test's clock."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server()
+    )
+    yield env
+    await env.shutdown()
+
+
 @pytest.fixture(scope="session")
 async def dev_env(tmp_path_factory) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
