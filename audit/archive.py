@@ -170,35 +170,37 @@ class Archive:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._files: dict[str, bytes] | None = None
+        self._tar: tarfile.TarFile | None = None
+        self._members: dict[str, tarfile.TarInfo] = {}
         if path.is_dir():
             self._root: Path | None = path
         elif path.is_file() and path.name.endswith(".tar.gz"):
             self._root = None
-            self._files = {}
-            try:
-                with tarfile.open(path, "r:gz") as tar:
-                    for member in tar.getmembers():
-                        if member.isfile():
-                            f = tar.extractfile(member)
-                            self._files[member.name] = f.read() if f else b""
+            try:  # an index of the members; their bytes are read when asked for, in order
+                self._tar = tarfile.open(path, "r:gz")
+                self._members = {m.name: m for m in self._tar.getmembers() if m.isfile()}
             except (tarfile.TarError, OSError, EOFError) as exc:
                 raise ArchiveError(f"{path} is not a readable .tar.gz: {exc}") from None
         else:
             raise ArchiveError(f"{path} is neither an archive directory nor a .tar.gz")
 
     def names(self) -> list[str]:
-        if self._files is not None:
-            return sorted(self._files)
+        if self._tar is not None:
+            return sorted(self._members)
         assert self._root is not None
         return sorted(p.relative_to(self._root).as_posix() for p in self._root.rglob("*") if p.is_file())
 
     def read(self, name: str) -> bytes | None:
-        if self._files is not None:
-            return self._files.get(name)
+        if self._tar is not None:
+            member = self._members.get(name)
+            f = self._tar.extractfile(member) if member is not None else None
+            return f.read() if f is not None else None
         assert self._root is not None
         p = self._root / name
         return p.read_bytes() if p.is_file() else None
+
+    def ticket_count(self) -> int:
+        return sum(1 for n in self.names() if n.startswith(f"{TICKETS}/") and n.endswith(".json"))
 
     def manifest(self) -> dict[str, Any]:
         body = self.read(MANIFEST)

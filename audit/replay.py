@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from pydantic_core import to_jsonable_python
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
@@ -63,11 +64,34 @@ def _json_of(values: Iterable[Any]) -> list[Any]:
     return [json.loads(p.data) for p in converter.to_payloads(list(values))]
 
 
+def _attr(value: Any, path: str) -> Any:  # noqa: ANN401
+    for part in path.split("."):
+        value = value.get(part, _ABSENT) if isinstance(value, dict) else getattr(value, part, _ABSENT)
+        if value is _ABSENT:
+            return _ABSENT
+    return value
+
+
+def _decision_of(args: list[Any], fields: list[str] | None) -> Any:  # noqa: ANN401
+    """What the code decided, in the JSON form the history holds it: only the decision fields
+    of a single argument (serializing whole read-model snapshots would cost most of the
+    replay), or everything where every field decides."""
+    if fields is None or len(args) != 1:
+        values = _json_of(args)
+        return values[0] if len(values) == 1 else values
+    picked = {}
+    for path in fields:
+        value = _attr(args[0], path)
+        if value is not _ABSENT:
+            picked[path] = to_jsonable_python(value)
+    return picked
+
+
 class _Outbound(WorkflowOutboundInterceptor):
     def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle:
         info = workflow.info()
         _SEEN.setdefault((info.workflow_id, info.run_id), []).append(
-            ("activity", input.activity, _json_of(input.args)))
+            ("activity", input.activity, _decision_of(list(input.args), DECISION_FIELDS.get(input.activity, []))))
         return super().start_activity(input)
 
 
@@ -78,7 +102,8 @@ class _Inbound(WorkflowInboundInterceptor):
     async def handle_update_handler(self, input: HandleUpdateInput) -> Any:  # noqa: ANN401
         result = await super().handle_update_handler(input)
         info = workflow.info()
-        _SEEN.setdefault((info.workflow_id, info.run_id), []).append(("update", input.update, _json_of([result])))
+        _SEEN.setdefault((info.workflow_id, info.run_id), []).append(
+            ("update", input.update, _decision_of([result], UPDATE_FIELDS)))
         return result
 
 
@@ -103,7 +128,7 @@ def _differences(recorded: Any, replayed: Any, fields: list[str] | None) -> list
         return [] if recorded == replayed else [f"{json.dumps(recorded)[:200]} -> {json.dumps(replayed)[:200]}"]
     found = []
     for path in fields:
-        before, after = _pick(recorded, path), _pick(replayed, path)
+        before, after = _pick(recorded, path), replayed.get(path, _ABSENT)
         if before is _ABSENT:
             continue
         if after is _ABSENT:
@@ -164,9 +189,8 @@ def compare(history: WorkflowHistory, converter: DataConverter) -> list[Decision
             if name != now_name:
                 continue  # a difference of command order: plain replay reports it
             values_before = before[0] if len(before) == 1 else before
-            values_after = after[0] if len(after) == 1 else after
             fields = DECISION_FIELDS.get(name, []) if kind == "activity" else UPDATE_FIELDS
-            diffs = _differences(values_before, values_after, fields)
+            diffs = _differences(values_before, after, fields)
             if diffs:
                 what = activity_words(name) if kind == "activity" else f"the result of the update {name}"
                 found.append(DecisionDivergence(event_id, what, diffs))

@@ -11,6 +11,7 @@ customers judged ("helpful" / "not helpful"), the precision the new threshold wo
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -168,7 +169,7 @@ class WhatIf:
         }
 
 
-def what_if(records: list[TicketRecord], converter: DataConverter, *, sla: SlaConfig | None = None,
+def what_if(records: Iterable[TicketRecord], converter: DataConverter, *, sla: SlaConfig | None = None,
             faq_threshold: float | None = None) -> WhatIf:
     result = WhatIf(faq_threshold=faq_threshold, sla_checked=sla is not None)
     for record in records:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -150,51 +152,55 @@ class ReportFormat(StrEnum):
     junit = "junit"
 
 
-def _records(sources: list[str], query: str | None) -> tuple[list[TicketRecord], int]:
-    """Tickets from archives, history files, ticket ids and a visibility query."""
-    from audit.export import Selection, fetch_record, selected_workflow_ids
+def _records(sources: list[str], query: str | None) -> tuple[Iterable[TicketRecord], int]:
+    """Tickets from archives, history files, ticket ids and a visibility query, and how many.
+    An archive's tickets are read one at a time, as they are replayed."""
     from audit.archive import record_for
+    from audit.export import Selection, fetch_record, selected_workflow_ids
 
-    records: list[TicketRecord] = []
+    sources_of: list[Iterable[TicketRecord]] = []
+    count = 0
+    fetched: list[TicketRecord] = []
     ids: list[str] = []
     for source in sources:
         path = Path(source)
         if path.is_dir() or source.endswith(".tar.gz"):
             try:
-                records.extend(Archive(path).tickets())
+                archive = Archive(path)
+                count += archive.ticket_count()
             except ArchiveError as exc:
                 raise _fail(str(exc)) from None
+            sources_of.append(archive.tickets())
         elif path.is_file():
             try:
                 hs = read_history_file(path.read_bytes(), f"ticket-{path.stem}")
             except ValueError as exc:
                 raise _fail(f"{path}: not a history file ({exc})") from None
-            records.append(record_for(ticket_id=path.stem, case_type="?", workflow_type="?",
+            fetched.append(record_for(ticket_id=path.stem, case_type="?", workflow_type="?",
                                       runs=[(h.run_id, h) for h in hs]))
         else:
             ids.append(source)
     if ids or query:
-        from worker import connect
-
         from activities.archive import archive_store
+        from worker import connect
 
         async def fetch() -> list[TicketRecord]:
             client = await connect(get_settings())
             wids = await selected_workflow_ids(client, Selection(tickets=ids, query=query))
             return [await fetch_record(client, w) for w in wids]
 
-        fetched = asyncio.run(fetch())
-        found = {r.ticket_id for r in fetched}
+        found = asyncio.run(fetch())
+        known = {r.ticket_id for r in found}
         store = archive_store(get_settings())
         for ticket_id in ids:
-            if ticket_id in found:
+            if ticket_id in known:
                 continue
             archived = store.get(ticket_id)  # gone from Temporal, kept in the archive store
             if archived is None:
                 raise _fail(f"no ticket {ticket_id} in Temporal, in the archive store, or as a file of that name")
-            fetched.append(archived)
-        records.extend(fetched)
-    return records, sum(r.event_count for r in records)
+            found.append(archived)
+        fetched.extend(found)
+    return itertools.chain(fetched, *sources_of), count + len(fetched)
 
 
 @audit_app.command("replay")
@@ -212,12 +218,12 @@ def replay(
 
     if not sources and not query:
         raise _fail("name an archive, a history file or a ticket id, or pass --query")
-    records, events = _records(sources, query)
+    records, count = _records(sources, query)
     converter = data_converter(get_settings())
 
     async def go() -> list:
         out = []
-        with typer.progressbar(length=len(records), label="replaying", file=sys.stderr) as bar:
+        with typer.progressbar(length=count, label="replaying", file=sys.stderr) as bar:
             async for r in replay_tickets(records, workflows=workflows(), converter=converter,
                                           runner=workflow_runner("audit"), progress=bar.update):
                 out.append(r)
@@ -227,6 +233,7 @@ def replay(
     report = {ReportFormat.table: table, ReportFormat.json: as_json, ReportFormat.junit: junit}[fmt](results)
     if output is not None:
         output.write_text(report if report.endswith("\n") else report + "\n")
+        events = sum(r.events for r in results)
         typer.echo(f"{len(results)} tickets, {events} events replayed; report in {output}", err=True)
     else:
         typer.echo(report)
