@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     )
     archive_closed_tickets: bool = Field(
         default=True, description="Archive closed tickets' histories in the hourly housekeeping.")
+    archive_lookback: timedelta = Field(
+        default=timedelta(days=30), description="The housekeeping archives tickets closed within this; keep it "
+        "at least the Temporal namespace's retention.")
     audit_key_file: Path | None = Field(
         default=None,
         description="Ed25519 private key (PEM) that signs audit archives. Unset: audit-signing-key.pem in the data "

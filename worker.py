@@ -116,7 +116,8 @@ async def run_worker(
             log.info("worker polling task queue %s", settings.task_queue)
             await ensure_housekeeping_schedule(
                 client, settings.task_queue, HousekeepingPolicy(change_feed_retention=settings.change_feed_retention,
-                                                     archive_closed_tickets=settings.archive_closed_tickets))
+                                                     archive_closed_tickets=settings.archive_closed_tickets,
+                                                     archive_lookback=settings.archive_lookback))
             if faq:
                 from activities.faq import build_faq_worker
 

@@ -37,7 +37,10 @@ class ArchiveActivities:
         except MissingSigningKey as exc:
             raise ApplicationError(str(exc), type="NotConfigured", non_retryable=True) from None
         report = ArchiveReport()
-        for workflow_id in await selected_workflow_ids(self.client, Selection(query="ExecutionStatus != 'Running'")):
+        query = "ExecutionStatus != 'Running'"
+        if req.closed_since is not None:
+            query += f" AND CloseTime >= '{req.closed_since.isoformat()}'"
+        for workflow_id in await selected_workflow_ids(self.client, Selection(query=query)):
             found = case_of(workflow_id)
             assert found is not None
             if self.store.has(found[1]):

@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 from api.auth import TokenVerifier
 from api.routes import admin, agents, cases, codec, events, explain, health, tasks, tickets, webhooks
 from api.routes import faq
+from api.docs import serve_docs
 from api.temporal import TemporalGateway, WorkflowEngineUnavailable, is_unavailable
 from encryption import data_converter
 from models.db import Database, DatabaseUnavailable
@@ -96,7 +97,9 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
 
     # A wrong intake rule stops the API here, saying which, rather than misroute chats later.
     load_intake_rules(settings.intake_rules_file)
-    app = FastAPI(title="ticketflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="ticketflow", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    serve_docs(app)  # /docs and /redoc with their assets from the installation, not a CDN
     app.state.settings = settings
     app.state.db = db or Database(settings.effective_database_url)
     app.state.authorizer = Authorizer.from_database(app.state.db, refresh_seconds=settings.policy_refresh_seconds)

@@ -11,6 +11,8 @@ class HousekeepingPolicy(BaseModel):
     change_feed_retention: timedelta = Field(description="Change events older than this are deleted.")
     archive_closed_tickets: bool = Field(default=False, description="Copy closed tickets' histories into the "
                                          "archive store (signed) before Temporal's retention drops them.")
+    archive_lookback: timedelta = Field(default=timedelta(days=30), description="Tickets closed within this "
+                                        "are looked at; keep it at least the namespace's retention.")
 
 
 class PruneChangeFeed(BaseModel):
@@ -19,6 +21,7 @@ class PruneChangeFeed(BaseModel):
 
 
 class ArchiveClosed(BaseModel):
+    closed_since: datetime | None = Field(default=None, description="Only tickets closed at or after this.")
     batch: int = Field(default=1_000, ge=1, description="Tickets archived per run at most; the next run goes on.")
 
 

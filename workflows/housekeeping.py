@@ -45,7 +45,8 @@ class HousekeepingWorkflow:
         if policy.archive_closed_tickets and workflow.patched(ARCHIVAL):
             try:
                 report.archive = await workflow.execute_activity(
-                    "archive_closed_tickets", ArchiveClosed(), result_type=ArchiveReport,
+                    "archive_closed_tickets", ArchiveClosed(closed_since=workflow.now() - policy.archive_lookback),
+                    result_type=ArchiveReport,
                     start_to_close_timeout=timedelta(minutes=50), heartbeat_timeout=timedelta(minutes=2),
                     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=5), maximum_attempts=5,
                                              non_retryable_error_types=["NotConfigured"]),

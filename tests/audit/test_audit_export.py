@@ -115,3 +115,16 @@ async def test_an_interrupted_export_fetches_only_the_rest(tickets, tmp_path):
     manifest = again.seal(key, selection.describe())
     assert manifest["tickets"] == 4
     assert verify(Archive(tmp_path / "b.tar.gz"), key.public_key()).ok
+
+
+def test_a_selection_is_one_visibility_query_that_ids_cannot_break_out_of():
+    query = Selection(tickets=["a' OR WorkflowId != 'b"], since=datetime(2026, 11, 1, tzinfo=UTC),
+                      status="completed", case_type="support-ticket", query="CloseTime > '2026-11-02T00:00:00Z'"
+                      ).visibility_query()
+    assert query == ("(WorkflowType = 'TicketWorkflow') AND (WorkflowId = 'ticket-a\\' OR WorkflowId != \\'b') "
+                     "AND StartTime >= '2026-11-01T00:00:00+00:00' AND ExecutionStatus = 'Completed' "
+                     "AND (CloseTime > '2026-11-02T00:00:00Z')")
+    with pytest.raises(ValueError, match="unknown status"):
+        Selection(status="done")
+    with pytest.raises(ValueError, match="with their offset"):
+        Selection(since=datetime(2026, 11, 1))
