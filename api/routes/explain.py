@@ -10,7 +10,7 @@ context in the read model, where each step recorded what it decided and why.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -114,7 +114,7 @@ async def _event(codec, run_id: str, e) -> HistoryEvent:  # noqa: ANN001
         summary, details = a.workflow_type.name, await _decode(codec, a.input.payloads)
     elif e.HasField("workflow_execution_completed_event_attributes"):
         details = await _decode(codec, e.workflow_execution_completed_event_attributes.result.payloads)
-    return HistoryEvent(run_id=run_id, event_id=e.event_id, at=e.event_time.ToDatetime(), type=kind,
+    return HistoryEvent(run_id=run_id, event_id=e.event_id, at=e.event_time.ToDatetime(tzinfo=UTC), type=kind,
                         summary=summary, details=details)
 
 
