@@ -25,7 +25,7 @@ from audit.signing import (
 )
 from settings import get_settings
 
-audit_app = typer.Typer(help="Archive, verify and replay many tickets' histories (for auditors).",
+audit_app = typer.Typer(help="Archive, verify, replay and re-evaluate many tickets' histories (for auditors).",
                         no_args_is_help=True)
 
 

@@ -42,6 +42,7 @@ def test_every_documented_setting_exists():
                                      "policy grant", "policy revoke", "policy show", "policy export",
                                      "policy import", "policy diff", "department add", "department list",
                                      "history show", "history export", "history replay", "keys rotate", "keys list", "case new",
+                                     "audit export", "audit key", "audit verify", "audit replay", "audit whatif",
                                      "faq import",
                                      "faq export", "faq ask", "faq status", "faq publish"])
 def test_documented_commands_exist(command):
