@@ -52,7 +52,7 @@ class ArchiveActivities:
                 described = await self.client.get_workflow_handle(workflow_id).describe()
                 if described.close_time is None:
                     continue  # an earlier run closed, the ticket goes on: archived once it closes
-                record = await fetch_record(self.client, workflow_id)
+                record = await fetch_record(self.client, workflow_id, described.run_id)
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise

@@ -92,6 +92,13 @@ def ticket_file(ticket_id: str) -> str:
     return f"{TICKETS}/{ticket_id}.json"
 
 
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write `data` to `target` so that a crash leaves the old file or the new one, never half."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -127,10 +134,7 @@ class ArchiveWriter:
 
     def add(self, record: TicketRecord) -> None:
         """Write one ticket's file, atomically: a crash leaves it whole or absent."""
-        target = self.dir / ticket_file(record.ticket_id)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(record.model_dump_json().encode())
-        os.replace(tmp, target)
+        write_atomically(self.dir / ticket_file(record.ticket_id), record.model_dump_json().encode())
 
     def seal(self, key: Ed25519PrivateKey, selection: dict[str, Any]) -> dict[str, Any]:
         """Write the manifest and its signature over every ticket file; pack a ``.tar.gz``.
@@ -148,7 +152,7 @@ class ArchiveWriter:
         (self.dir / MANIFEST).write_bytes(body)
         (self.dir / SIGNATURE).write_text(base64.b64encode(key.sign(body)).decode() + "\n")
         if self.packed:
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            tmp = self.path.with_name(f".{self.path.name}.tmp")  # packed whole, then moved into place
             with tarfile.open(tmp, "w:gz") as tar:
                 for p in sorted(self.dir.rglob("*")):
                     if p.is_file():

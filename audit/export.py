@@ -89,10 +89,12 @@ async def selected_workflow_ids(client: Client, selection: Selection) -> list[st
     return list(seen)
 
 
-async def fetch_runs(client: Client, workflow_id: str) -> list[tuple[str, WorkflowHistory]]:
-    """Every run of the workflow, oldest first: the latest, then the run each one continued."""
+async def fetch_runs(client: Client, workflow_id: str, latest_run_id: str | None = None
+                     ) -> list[tuple[str, WorkflowHistory]]:
+    """Every run of the workflow, oldest first: the latest (described, unless its id is
+    given), then the run each one continued."""
     runs: list[tuple[str, WorkflowHistory]] = []
-    run_id = (await client.get_workflow_handle(workflow_id).describe()).run_id
+    run_id = latest_run_id or (await client.get_workflow_handle(workflow_id).describe()).run_id
     while run_id:
         history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
         runs.append((run_id, history))
@@ -102,12 +104,13 @@ async def fetch_runs(client: Client, workflow_id: str) -> list[tuple[str, Workfl
     return runs[::-1]
 
 
-async def fetch_record(client: Client, workflow_id: str) -> TicketRecord:
+async def fetch_record(client: Client, workflow_id: str, latest_run_id: str | None = None) -> TicketRecord:
     found = case_of(workflow_id)
     assert found is not None
     case_type, ticket_id = found
     return record_for(ticket_id=ticket_id, case_type=case_type.name,
-                      workflow_type=workflow_type_name(case_type.workflow), runs=await fetch_runs(client, workflow_id))
+                      workflow_type=workflow_type_name(case_type.workflow),
+                      runs=await fetch_runs(client, workflow_id, latest_run_id))
 
 
 @dataclass

@@ -9,13 +9,12 @@ back years later can still be shown to be the one written.
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from audit.archive import TicketRecord, ticket_file
+from audit.archive import TicketRecord, ticket_file, write_atomically
 from audit.signing import signature_ok
 
 
@@ -46,10 +45,8 @@ class DirectoryStore:
         path = self._path(record.ticket_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = record.model_dump_json().encode()
-        for target, body in ((path, data), (path.with_suffix(".sig"), base64.b64encode(key.sign(data)))):
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_bytes(body)
-            os.replace(tmp, target)
+        write_atomically(path, data)
+        write_atomically(path.with_suffix(".sig"), base64.b64encode(key.sign(data)))
 
     def get(self, ticket_id: str) -> TicketRecord | None:
         path = self._path(ticket_id)

@@ -63,6 +63,25 @@ async def open_task_for(stack: Stack, ticket_id: str, user: str = "ana") -> dict
     return await eventually(check)
 
 
+async def resolved_ticket(stack: Stack) -> tuple[dict, dict]:
+    """A ticket of cust-1 in logistics, opened by an admin, its task claimed and resolved by
+    ana; returns the ticket and its task once the ticket shows resolved."""
+    ticket = (await stack.http.post("/tickets", json=staff_ticket_body(customer_id="cust-1"),
+                                    headers=stack.as_("admin"))).json()
+    task = await open_task_for(stack, ticket["id"], user="sam")
+    assert (await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("ana"))).is_success
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "resolve", "reply": "On its way."},
+                              headers=stack.as_("ana"))
+    assert r.is_success, r.text
+
+    async def resolved():
+        r = await stack.http.get(f"/tickets/{ticket['id']}", headers=stack.as_("sam"))
+        return r.json()["status"] == "resolved"
+
+    await eventually(resolved)
+    return ticket, task
+
+
 def unique_ref() -> str:
     return f"ref-{uuid.uuid4().hex}"
 

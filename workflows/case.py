@@ -4,20 +4,8 @@
 writes a new kind of case as a subclass that declares ``CASE_TYPE`` and composes the parts
 in ``steps``; its ``run`` hands over to :meth:`CaseWorkflow.run_case`, which opens the case,
 shows it in the read model, runs the steps, and finishes (background work collected, every
-handler done) whatever path the steps took::
-
-    @workflow.defn
-    class CallbackRequest(CaseWorkflow):
-        CASE_TYPE = "callback-request"
-
-        @workflow.run
-        async def run(self, inp: TicketInput) -> TicketSnapshot:
-            return await self.run_case(inp)
-
-        async def steps(self, inp: TicketInput) -> None:
-            task = await self.work_task(queue="general", kind="call_back", allowed_outcomes=["called"])
-            await self.notify_customer(task.reply or "We called you.", author=task.assignee or "team", key="done")
-            await self.close("called back")
+handler done) whatever path the steps took. ``tests/case_probe.py`` holds whole case types
+of a dozen lines; the README's "Writing a new kind of case" walks through one.
 
 The parts, each a small module of ``workflows/steps``:
 

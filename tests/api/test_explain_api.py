@@ -3,24 +3,12 @@ decision with its why."""
 
 from __future__ import annotations
 
-from harness import eventually, open_task_for, staff_ticket_body
+from harness import resolved_ticket
 
 
 async def worked_ticket(stack) -> str:
     """A ticket opened by staff, claimed and resolved by ana."""
-    ticket = (await stack.http.post("/tickets", json=staff_ticket_body(customer_id="cust-1"),
-                                    headers=stack.as_("admin"))).json()
-    task = await open_task_for(stack, ticket["id"], user="sam")
-    assert (await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("ana"))).is_success
-    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "resolve", "reply": "On its way."},
-                              headers=stack.as_("ana"))
-    assert r.is_success, r.text
-
-    async def resolved():
-        r = await stack.http.get(f"/tickets/{ticket['id']}", headers=stack.as_("aud"))
-        return r.json()["status"] == "resolved"
-
-    await eventually(resolved)
+    ticket, _ = await resolved_ticket(stack)
     return ticket["id"]
 
 

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
 from api.main import create_app
-from harness import eventually, open_task_for, serve, staff_ticket_body, ticket_body, unique_ref
+from harness import resolved_ticket, serve, ticket_body, unique_ref
 from policies.store import create_user, disable_user, export_policy, issue_token
 
 MATRIX = Path(__file__).resolve().parents[2] / "policies" / "route_matrix.csv"
@@ -63,20 +63,8 @@ def test_the_table_names_every_route_and_only_those(db):
 async def world(stack):
     """One ticket of cust-1 in logistics whose task ana completed; ana's routing profile; FAQ
     entries; a user with a token for the token routes."""
-    ticket = (await stack.http.post("/tickets", json=staff_ticket_body(customer_id="cust-1"),
-                                    headers=stack.as_("admin"))).json()
-    task = await open_task_for(stack, ticket["id"], user="sam")
+    ticket, task = await resolved_ticket(stack)
     assert (await stack.http.put("/agents/ana", json={"queues": ["logistics"]}, headers=stack.as_("sam"))).is_success
-    assert (await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("ana"))).is_success
-    r = await stack.http.post(f"/tasks/{task['id']}/complete", json={"outcome": "resolve", "reply": "On its way."},
-                              headers=stack.as_("ana"))
-    assert r.is_success, r.text
-
-    async def resolved():
-        r = await stack.http.get(f"/tickets/{ticket['id']}", headers=stack.as_("sam"))
-        return r.json()["status"] == "resolved"
-
-    await eventually(resolved)
     for entry_id in ("matrix-entry", "matrix-delete"):
         r = await stack.http.post("/faq/entries", params={"wait": 0}, headers=stack.as_("admin"),
                                   json={"id": entry_id, "questions": ["How do I pay?"], "answer": "By card."})

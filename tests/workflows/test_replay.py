@@ -17,7 +17,6 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio import workflow
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from cli.divergence import explain
@@ -25,11 +24,12 @@ from cli.embedded import temporal_test_server
 from models.faq import FaqDecision, FaqMatch, FaqQuery, FaqResult
 from models.enums import Priority
 from models.task import RefundDecision, TaskOutcome
-from models.ticket import CustomerFeedback, CustomerMessage, TicketInput, TicketPolicy, TicketSnapshot
+from models.ticket import CustomerFeedback, CustomerMessage, TicketInput, TicketPolicy
 from policies.sla import load_sla_config
 from sla import BusinessCalendar, SlaPolicy, SlaTarget
 from sla.config import SlaConfig
 from sla.policy import MoveToQueue, RaisePriority
+from audit_helpers import NoRefundsTicket as NoRefunds
 from workflow_fakes import FakeReadModel, open_task, work_task
 from temporalio import activity
 from worker import WORKFLOWS
@@ -54,23 +54,6 @@ async def test_recorded_history_replays(path: Path):
     if divergence is not None:
         pytest.fail(f"today's code decides differently from a released history: put the change behind "
                     f"workflow.patched(...)\n{divergence}", pytrace=False)
-
-
-@workflow.defn(name="TicketWorkflow")
-class NoRefunds(TicketWorkflow):
-    """Today's ticket, changed without a patch: an agent's refund is no longer made."""
-
-    @workflow.init
-    def __init__(self, inp: TicketInput) -> None:
-        super().__init__(inp)
-
-    @workflow.run
-    async def run(self, inp: TicketInput) -> TicketSnapshot:
-        return await super().run(inp)
-
-    async def refund(self, task, decided) -> bool:  # noqa: ANN001
-        self.record("refund_failed", "refunds are switched off")
-        return False
 
 
 @pytest.mark.skipif(RECORDING, reason="recording run")

@@ -72,6 +72,10 @@ class TaskUpdates(HumanTasks):
             raise TaskNotFound(task_id)
         return task
 
+    def _held_by(self, task: TaskSnapshot, agent: str) -> None:
+        if task.assignee != agent:
+            raise TaskConflict(f"task {task.task_id} is claimed by {task.assignee}, not {agent}")
+
     def _not_finished(self, task: TaskSnapshot) -> None:
         if task.status in (TaskStatus.completed, TaskStatus.cancelled):
             raise TaskConflict(f"task {task.task_id} is {task.status.value}")
@@ -105,8 +109,7 @@ class TaskUpdates(HumanTasks):
         task = self._task(req.task_id)
         if task.status != TaskStatus.claimed:
             raise TaskConflict(f"task {task.task_id} is {task.status.value}, not claimed")
-        if task.assignee != req.agent:
-            raise TaskConflict(f"task {task.task_id} is claimed by {task.assignee}, not {req.agent}")
+        self._held_by(task, req.agent)
 
     @workflow.update
     async def assign_task(self, req: AssignTask) -> TaskSnapshot:
@@ -180,8 +183,7 @@ class TaskUpdates(HumanTasks):
             require_decision(req.authorization, "refund", req.agent)
         if task.status != TaskStatus.claimed:
             raise TaskConflict(f"task {task.task_id} is {task.status.value}: claim it before completing it")
-        if task.assignee != req.agent:
-            raise TaskConflict(f"task {task.task_id} is claimed by {task.assignee}, not {req.agent}")
+        self._held_by(task, req.agent)
         if req.outcome not in task.allowed_outcomes:
             allowed = ", ".join(task.allowed_outcomes)
             raise TaskConflict(f"outcome {req.outcome} is not allowed for this task (allowed: {allowed})")
