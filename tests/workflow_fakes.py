@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from models.routing import OfferRequest, OfferResult, RouteDecision, RouteRequest
 from models.steps import CustomerNotification, DeliveryReceipt
@@ -106,10 +108,20 @@ class FakeReadModel:
 
 
 async def open_task(handle: WorkflowHandle, *, not_id: str | None = None, timeout: float = 10) -> TaskSnapshot:
-    """Poll the workflow's query until it offers an open task (other than `not_id`)."""
+    """Poll the workflow's query until it offers an open task (other than `not_id`).
+
+    A query that meets the run just as it continues as new can go unanswered by the
+    time-skipping server: such a query is cut off after a few seconds and asked again,
+    which reaches the new run. A query is a read, so asking twice changes nothing."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        tasks = await handle.query(TicketWorkflow.open_tasks)
+        try:
+            tasks = await handle.query(TicketWorkflow.open_tasks, rpc_timeout=timedelta(seconds=5))
+        except RPCError as err:
+            if err.status not in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED) \
+                    or asyncio.get_running_loop().time() > deadline:
+                raise
+            continue
         tasks = [t for t in tasks if t.task_id != not_id]
         if tasks:
             return tasks[0]
