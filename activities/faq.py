@@ -24,7 +24,8 @@ from faq.encoder import FaqModelError, limit_model_threads, load_encoder
 from faq.index import FaqIndexError
 from faq.knowledge_base import PublishedIndexes, publish, record_publish_error
 from models.db import Database
-from models.faq import FaqPublication, FaqPublishRequest, FaqQuery, FaqResult
+from models.faq import FaqDecision, FaqPublication, FaqPublishRequest, FaqQuery, FaqResult, FaqTicketQuery
+from models.faq_template import is_template, render
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,19 +50,23 @@ class FaqActivities:
             log.error("the FAQ bot cannot answer on this worker: %s", exc)
 
     @activity.defn(name="answer_faq")
-    def answer_faq(self, query: FaqQuery) -> FaqResult:
+    def answer_faq(self, query: FaqTicketQuery) -> FaqResult:
         """The best entry, its calibrated confidence, the alternatives and the decision.
 
         An empty knowledge base, or an index without calibration, escalates every question.
         A pinned version that is no longer stored is answered by the current one; the
-        result names the version that answered.
+        result names the version that answered. A templated answer is rendered with the
+        ticket's facts (``query.context``); one that needs a fact the ticket lacks is not
+        sent: the result escalates, keeps the template as the agent's suggestion, and says
+        which fields were missing.
         """
         try:
-            return self.indexes.answer(query)
+            result = self.indexes.answer(query)
         except FaqModelError as exc:
             raise ApplicationError(str(exc), type=FAQ_MODEL_MISSING, non_retryable=True) from exc
         except FaqIndexError as exc:
             raise ApplicationError(str(exc), type=FAQ_INDEX_UNREADABLE, non_retryable=True) from exc
+        return personalised(result, query)
 
     @activity.defn(name="publish_faq_index")
     def publish_faq_index(self, request: FaqPublishRequest) -> FaqPublication:
@@ -82,6 +87,23 @@ class FaqActivities:
             self.db.call(record_publish_error, revision, message)
         except Exception:  # noqa: BLE001 - the original failure is the one to report
             log.exception("could not record the FAQ publishing failure: %s", message)
+
+
+def personalised(result: FaqResult, query: FaqQuery) -> FaqResult:
+    """`result` with its templated answer rendered for the ticket, or escalated if it cannot be.
+
+    Rendering happens here, in the activity, so the text a customer got is in the workflow's
+    history and a replay never renders again. A query without facts (an older ticket, or
+    one whose case gathered nothing) renders no template."""
+    if result.answer is None or not is_template(result.answer):
+        return result
+    rendered = render(result.answer, query.context if isinstance(query, FaqTicketQuery) else None)
+    if rendered.text is not None:
+        return result.model_copy(update={"answer": rendered.text})
+    return result.model_copy(update={
+        "decision": FaqDecision.escalate, "missing_fields": rendered.missing_fields,
+        "escalation_reason": rendered.reason,
+    })
 
 
 def build_faq_worker(

@@ -16,7 +16,8 @@ import typer
 
 from models.faq import FaqPublication, FaqResult
 
-faq_app = typer.Typer(help="The FAQ knowledge base: import, export, ask the bot.", no_args_is_help=True)
+faq_app = typer.Typer(help="The FAQ knowledge base: import, export, ask the bot, review what tickets suggest.",
+                      no_args_is_help=True)
 
 
 def _database():
@@ -181,4 +182,78 @@ def publish_() -> None:
     """Build and publish the index of the newest revision, if that is not published yet."""
     db = _database()
     _echo_publication(_publish_here(db))
+    db.dispose()
+
+
+@faq_app.command("suggestions")
+def suggestions(
+    status_: Annotated[str, typer.Option(
+        "--status", help="pending, accepted, rejected or all.")] = "pending",
+    entry: Annotated[str | None, typer.Option(help="Only suggestions for this FAQ entry.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, oldest first.")] = 50,
+) -> None:
+    """What tickets suggest: question variants (+) and evidence that an entry was wrong (-).
+
+    A customer's "helpful" or an agent's reply that is an entry's answer suggests the
+    ticket's question as a variant of that entry; "not helpful", or an agent answering
+    otherwise, is evidence against it. Review them with `ticketflow faq review`.
+    """
+    from faq.learning import list_suggestions
+    from models.faq import FaqSuggestionStatus
+
+    if status_ not in {*FaqSuggestionStatus, "all"}:
+        typer.echo("--status is pending, accepted, rejected or all", err=True)
+        raise typer.Exit(2)
+    db = _database()
+    items, more = db.call(list_suggestions, limit=limit, entry_id=entry,
+                          status=None if status_ == "all" else FaqSuggestionStatus(status_))
+    db.dispose()
+    if not items:
+        typer.echo(f"no {'' if status_ == 'all' else status_ + ' '}suggestions", err=True)
+    for item in items:
+        flag = f"  [already a question of {item.conflict_entry_id}]" if item.conflict_entry_id else ""
+        typer.echo(f"{item.id:>6} {'+' if item.correct else '-'} {item.entry_id:<24} {item.status.value:<8} "
+                   f"{item.source.value:<16} ticket {item.ticket_id}: {item.question!r}{flag}")
+    if more:
+        typer.echo(f"more than {limit}: add --limit or --entry", err=True)
+
+
+@faq_app.command("review")
+def review(
+    accept: Annotated[list[int] | None, typer.Option(
+        "--accept", help="A suggestion id to accept; repeat for more.")] = None,
+    reject: Annotated[list[int] | None, typer.Option(
+        "--reject", help="A suggestion id to reject; repeat for more.")] = None,
+) -> None:
+    """Accept and reject suggestions, all or nothing, and publish the new index version.
+
+    Accepted variants join their entries; accepted suggestions of either kind are
+    calibration evidence of every later index version. If any id is unknown or reviewed
+    already, or an accepted question is another entry's, nothing is reviewed and the exit
+    code is 1. The review is recorded as the server's shell's ("cli").
+    """
+    from pydantic import ValidationError
+
+    from faq import learning
+    from faq.knowledge_base import kb_state, publication
+    from models.faq import FaqSuggestionReview
+    from policies.store import CLI_ACTOR
+
+    try:
+        decisions = FaqSuggestionReview(accept=accept or [], reject=reject or [])
+    except ValidationError as exc:
+        typer.echo(exc.errors()[0]["msg"].removeprefix("Value error, "), err=True)
+        raise typer.Exit(2) from exc
+    db = _database()
+    try:
+        outcome = db.call(learning.review, decisions, CLI_ACTOR)
+    except (learning.FaqSuggestionNotFound, learning.FaqSuggestionConflict) as exc:
+        typer.echo(f"nothing reviewed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"accepted {len(outcome.accepted)}, rejected {len(outcome.rejected)}"
+               + (f"; new question variants in {', '.join(outcome.entries_changed)}" if outcome.entries_changed else ""))
+    if outcome.kb_revision is None:
+        _echo_publication(db.call(lambda session: publication(kb_state(session))))
+    else:
+        _echo_publication(_publish_here(db))
     db.dispose()

@@ -44,6 +44,7 @@ from models.faq import (
     FaqEntry,
     FaqEntryPublic,
     FaqEntryRow,
+    FaqEvidence,
     FaqImportProblem,
     FaqIndexStatus,
     FaqIndexVersionRow,
@@ -51,6 +52,8 @@ from models.faq import (
     FaqPublication,
     FaqQuery,
     FaqResult,
+    FaqSuggestionRow,
+    FaqSuggestionStatus,
     FaqThresholdOverrides,
 )
 from models.readmodel import decode_cursor, encode_cursor
@@ -156,6 +159,15 @@ def list_entries(
 
 def all_entries(session: Session) -> list[FaqEntry]:
     return [row.entry() for row in session.execute(select(FaqEntryRow).order_by(FaqEntryRow.id)).scalars()]
+
+
+def calibration_evidence(session: Session) -> list[FaqEvidence]:
+    """What tickets showed of the bot, as far as an editor accepted it (faq/learning.py):
+    unreviewed verdicts stay out, so one customer's click cannot move a threshold."""
+    q = (select(FaqSuggestionRow)
+         .where(FaqSuggestionRow.status == FaqSuggestionStatus.accepted.value)
+         .order_by(FaqSuggestionRow.id))
+    return [row.evidence() for row in session.execute(q).scalars()]
 
 
 def index_status(session: Session) -> FaqIndexStatus:
@@ -373,6 +385,7 @@ def build_index(
     encoder: SentenceTransformer | None = None,
     model: str = DEFAULT_MODEL,
     calibration: CalibrationSettings = CALIBRATION,
+    evidence: Sequence[FaqEvidence] = (),
 ) -> tuple[FaqIndex, FaqCalibrationReport | None]:
     """An index of ``entries``, calibrated on variants held out of them (None: there were
     none, and the index, uncalibrated, escalates every question). Embeddings ``previous``
@@ -410,12 +423,14 @@ class _Snapshot(BaseModel):
     current_version: str | None
     overrides: FaqThresholdOverrides
     entries: list[FaqEntry]
+    evidence: list[FaqEvidence] = Field(default_factory=list)
 
 
 def _snapshot(session: Session) -> _Snapshot | None:
     """The entries of one revision, or None if a change landed while reading them."""
     before = kb_state(session).revision
     entries = all_entries(session)
+    evidence = calibration_evidence(session)  # accepting evidence is a change: the revision covers it
     state = kb_state(session)
     if state.revision != before:
         return None
@@ -425,6 +440,7 @@ def _snapshot(session: Session) -> _Snapshot | None:
         current_version=state.current_version,
         overrides=FaqThresholdOverrides.model_validate(state.threshold_overrides),
         entries=entries,
+        evidence=evidence,
     )
 
 
@@ -518,7 +534,8 @@ def publish(
         encoder = encoder or load_encoder()  # not part of the build time
         started = time.perf_counter()
         index, report = build_index(
-            snapshot.entries, snapshot.overrides, previous=previous, encoder=encoder, calibration=calibration
+            snapshot.entries, snapshot.overrides, previous=previous, encoder=encoder, calibration=calibration,
+            evidence=snapshot.evidence,
         )
         artifact = index.to_bytes()
         seconds = time.perf_counter() - started

@@ -34,4 +34,7 @@ class FaqContext(BaseModel):
     decision: str
     confidence: float | None = None
     suggestions: list[FaqSuggestion] = Field(default_factory=list)
-    answer: str | None = None
+    answer: str | None = Field(default=None, description="The best entry's answer: rendered for this ticket, or "
+                               "the template itself when the ticket lacks a field it needs.")
+    reason: str | None = Field(default=None, description="What, besides confidence, keeps the answer from being "
+                               "sent, e.g. 'needs shipment.eta, which this ticket does not have'.")

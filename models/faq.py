@@ -2,8 +2,9 @@
 schemas of the knowledge base, and its tables.
 
 The pydantic models cross Temporal (activity inputs and outputs) and the HTTP API. Evolve
-them by adding fields with defaults. The three SQLModel tables at the end hold the
-knowledge base in the database; they never cross Temporal.
+them by adding fields with defaults. The SQLModel tables at the end hold the knowledge base
+and what tickets taught it (suggestions awaiting review) in the database; they never cross
+Temporal.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
-from sqlalchemy import JSON, Column, LargeBinary, Text
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from sqlalchemy import JSON, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
+
+from models.faq_template import FaqAnswerContext, check_answer
 
 # The CSV format keeps all variants (and all tags) of an entry in one cell, separated by
 # "|" (see faq/io.py), so an item cannot contain "|". Runs of whitespace, line breaks
@@ -60,7 +63,11 @@ def _answer_has_text(value: str) -> str:
 Questions = Annotated[
     list[str], Field(min_length=1, max_length=1000, description="question variants"), AfterValidator(_questions)
 ]
-Answer = Annotated[str, Field(min_length=1, max_length=20_000), AfterValidator(_answer_has_text)]
+# An answer with "{{" or "{%" is a template over the ticket's facts (models/faq_template.py),
+# checked here so that a bad one is refused when it is saved or imported, not when a customer asks.
+Answer = Annotated[
+    str, Field(min_length=1, max_length=20_000), AfterValidator(_answer_has_text), AfterValidator(check_answer)
+]
 Department = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_-]+$")]
 Language = Annotated[str, Field(min_length=2, max_length=35, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
 Tags = Annotated[list[str], Field(max_length=50), AfterValidator(_tags)]
@@ -134,6 +141,14 @@ class FaqQuery(BaseModel):
     index_version: str | None = Field(default=None, description="pin an index version; None: the current one")
 
 
+class FaqTicketQuery(FaqQuery):
+    """A ticket's question, with the facts a templated answer may use (the answer_faq input)."""
+
+    context: FaqAnswerContext | None = Field(
+        default=None, description="the ticket's order, parcel and customer; None: nothing was gathered"
+    )
+
+
 class FaqMatch(BaseModel):
     entry_id: str
     department: str
@@ -153,8 +168,17 @@ class FaqResult(BaseModel):
         default=None, description="calibrated probability that best is right; None if the index is not calibrated"
     )
     threshold: float | None = Field(default=None, description="the confidence threshold that decided")
-    answer: str | None = Field(default=None, description="the best entry's answer, also when escalating")
+    answer: str | None = Field(
+        default=None, description="the best entry's answer, also when escalating; a template is rendered for the "
+        "ticket, or left as written when the ticket lacks a field it needs (see missing_fields)"
+    )
     alternatives: list[FaqMatch] = Field(default_factory=list, description="the next best entries, at most 3")
+    missing_fields: list[str] = Field(
+        default_factory=list, description="template fields the best entry's answer needs that the ticket lacks"
+    )
+    escalation_reason: str | None = Field(
+        default=None, description="why the bot escalates beyond confidence, e.g. a template field the ticket lacks"
+    )
 
 
 class FaqIndexInfo(BaseModel):
@@ -298,6 +322,95 @@ class FaqPublishRequest(BaseModel):
     kb_revision: int = Field(ge=0)
 
 
+# --- the learning loop: what tickets teach the knowledge base ----------------------------------
+
+
+class FaqSuggestionSource(StrEnum):
+    customer_verdict = "customer_verdict"  # the customer judged the bot's own answer
+    agent_resolution = "agent_resolution"  # an agent resolved a ticket the bot only suggested for
+
+
+class FaqSuggestionStatus(StrEnum):
+    pending = "pending"
+    accepted = "accepted"
+    rejected = "rejected"
+
+
+class FaqEvidence(BaseModel):
+    """One reviewed observation of the bot at work: for ``question`` it chose (or suggested
+    first) ``entry_id``, and that was ``correct`` or not. Calibration may use it besides the
+    variants it holds out of the entries."""
+
+    question: str
+    entry_id: str
+    correct: bool
+    source: str
+
+
+class FaqSuggestionPublic(BaseModel):
+    """A customer's question tied to an FAQ entry by a ticket, waiting for an editor's review.
+
+    ``correct`` true: the entry answered it (accepting adds the question as a variant of the
+    entry); false: the entry was the wrong answer (accepting keeps that as calibration
+    evidence). Either way an accepted one is calibration evidence from the next index on."""
+
+    id: int
+    question: str
+    entry_id: str
+    correct: bool
+    source: FaqSuggestionSource
+    ticket_id: str
+    task_id: str | None = Field(default=None, description="the agent's task, for an agent's resolution")
+    conflict_entry_id: str | None = Field(
+        default=None, description="another entry that already asks this question: accepting fails until it no longer "
+        "does, so reject it or move the question")
+    status: FaqSuggestionStatus
+    created_at: datetime
+    reviewed_at: datetime | None = None
+    reviewed_by: str | None = None
+
+
+class FaqSuggestionPage(BaseModel):
+    items: list[FaqSuggestionPublic]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; None on the last page")
+
+
+SuggestionIds = Annotated[list[Annotated[int, Field(ge=1)]], Field(default_factory=list, max_length=1000)]
+
+
+class FaqSuggestionReview(BaseModel):
+    """An editor's decisions on pending suggestions, taken together or not at all."""
+
+    accept: SuggestionIds
+    reject: SuggestionIds
+
+    @field_validator("accept", "reject")
+    @classmethod
+    def _each_once(cls, ids: list[int]) -> list[int]:
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"suggestion(s) {', '.join(map(str, repeated))} listed more than once")
+        return ids
+
+    @model_validator(mode="after")
+    def _something_and_no_id_twice(self) -> FaqSuggestionReview:
+        if not self.accept and not self.reject:
+            raise ValueError("nothing to review: list suggestion ids in `accept` or `reject`")
+        both = sorted(set(self.accept) & set(self.reject))
+        if both:
+            raise ValueError(f"suggestion(s) {', '.join(map(str, both))} are in both `accept` and `reject`: "
+                             "pick one")
+        return self
+
+
+class FaqSuggestionReviewResult(BaseModel):
+    accepted: list[FaqSuggestionPublic]
+    rejected: list[FaqSuggestionPublic]
+    entries_changed: list[str] = Field(description="entries that gained question variants")
+    publication: FaqPublication = Field(description="the index version with the accepted suggestions (a review "
+                                                    "that only rejects changes no index)")
+
+
 # --- tables ------------------------------------------------------------------------------------
 
 
@@ -362,3 +475,33 @@ class FaqKnowledgeBaseRow(SQLModel, table=True):
     publish_error: str | None = SQLField(default=None, sa_column=Column(Text, nullable=True))
     threshold_overrides: dict[str, Any] = SQLField(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime
+
+
+class FaqSuggestionRow(SQLModel, table=True):
+    """A suggestion (a question variant, or evidence that an entry was the wrong answer) a
+    ticket produced. One per question, entry and verdict: the same question seen on many
+    tickets, or a projection that runs again, adds nothing; a rejected one is not suggested
+    again."""
+
+    __tablename__ = "faq_suggestion"
+    __table_args__ = (UniqueConstraint("entry_id", "question_key", "correct", name="uq_faq_suggestion_question"),)
+
+    id: int | None = SQLField(default=None, primary_key=True)
+    question: str = SQLField(sa_column=Column(Text, nullable=False))
+    question_key: str = SQLField(max_length=64, description="sha256 of the question, casefolded, spaces collapsed")
+    entry_id: str = SQLField(max_length=100, index=True)
+    correct: bool
+    source: str = SQLField(max_length=30)
+    ticket_id: str = SQLField(max_length=64, index=True)
+    task_id: str | None = SQLField(default=None, max_length=80)
+    conflict_entry_id: str | None = SQLField(default=None, max_length=100)
+    status: str = SQLField(default=FaqSuggestionStatus.pending.value, max_length=20, index=True)
+    created_at: datetime
+    reviewed_at: datetime | None = None
+    reviewed_by: str | None = SQLField(default=None, max_length=100)
+
+    def public(self) -> FaqSuggestionPublic:
+        return FaqSuggestionPublic.model_validate(self.model_dump())
+
+    def evidence(self) -> FaqEvidence:
+        return FaqEvidence(question=self.question, entry_id=self.entry_id, correct=self.correct, source=self.source)

@@ -39,6 +39,7 @@ from api.deps import (
     require,
 )
 from faq import knowledge_base as kb
+from faq import learning
 from faq.encoder import FaqModelError
 from faq.index import FaqIndexError
 from faq.io import FaqImportError, FileFormat, export_entries, parse_entries_located
@@ -57,6 +58,10 @@ from models.faq import (
     FaqPublication,
     FaqPublishRequest,
     FaqResult,
+    FaqSuggestionPage,
+    FaqSuggestionReview,
+    FaqSuggestionReviewResult,
+    FaqSuggestionStatus,
     FaqThresholdOverrides,
     FaqThresholdsChange,
 )
@@ -362,6 +367,57 @@ async def set_thresholds(
     revision = await db.run(kb.set_threshold_overrides, body)
     publication = await _publish(request, client, settings, db, revision, wait)
     return FaqThresholdsChange(overrides=body, publication=publication)
+
+
+# --- the learning loop -----------------------------------------------------------------------
+# Suggestions hold customers' own words from tickets of every department: they are the
+# editors' to read, as the knowledge base is theirs to change.
+
+
+@router.get(
+    "/suggestions", response_model=FaqSuggestionPage, responses=answers(FORBIDDEN),
+    summary="Question variants and evidence that tickets suggest, oldest first, for review",
+)
+async def list_suggestions(
+    user: CurrentUser, db: DbDep, authorizer: AuthorizerDep,
+    state: Annotated[FaqSuggestionStatus | None, Query(alias="status", description="default: every status")] = None,
+    entry_id: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> FaqSuggestionPage:
+    require(authorizer, user, "write", FAQ)
+    items, next_cursor = await db.run(
+        learning.list_suggestions, limit=limit, cursor=cursor, status=state, entry_id=entry_id
+    )
+    return FaqSuggestionPage(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/suggestions/review", response_model=FaqSuggestionReviewResult,
+    responses=answers(FORBIDDEN, refusal(404, "an id names no suggestion; nothing was reviewed"),
+                      refusal(409, "a suggestion was reviewed already, or accepting it would make two entries ask "
+                                   "the same question; nothing was reviewed")),
+    summary="Accept and reject suggestions in one call, all or nothing (accepting publishes a new index version)",
+)
+async def review_suggestions(
+    body: FaqSuggestionReview, request: Request, user: CurrentUser, db: DbDep, client: TemporalDep,
+    settings: SettingsDep, authorizer: AuthorizerDep, wait: Wait = 20,
+) -> FaqSuggestionReviewResult:
+    """Accepted variants join their entries; accepted suggestions of either kind are
+    calibration evidence of the next index version and every later one."""
+    require(authorizer, user, "write", FAQ)
+    try:
+        outcome = await db.run(learning.review, body, user.name)
+    except learning.FaqSuggestionNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except learning.FaqSuggestionConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{exc}; nothing was reviewed") from exc
+    if outcome.kb_revision is None:
+        publication = kb.publication(await db.run(kb.kb_state))
+    else:
+        publication = await _publish(request, client, settings, db, outcome.kb_revision, wait)
+    return FaqSuggestionReviewResult(accepted=outcome.accepted, rejected=outcome.rejected,
+                                     entries_changed=outcome.entries_changed, publication=publication)
 
 
 # --- asking ----------------------------------------------------------------------------------

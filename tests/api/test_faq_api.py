@@ -18,12 +18,15 @@ import pytest
 
 import faq.knowledge_base as kb
 from activities.faq import build_faq_worker
+from activities.readmodel import ReadModelActivities
 from api.main import create_app
 from faq.io import export_entries, parse_entries
 from harness import Stack, eventually
 from models.db import Database
 from settings import Settings
+from tests.faq.conftest import KNOWLEDGE_BASE
 from tests.faq.knowledge_base_helpers import reset_knowledge_base
+from tests.faq.learning_helpers import judged
 
 pytestmark = pytest.mark.slow  # the FAQ worker loads the embedding model (once per session)
 
@@ -360,3 +363,81 @@ async def test_an_api_process_loads_the_model_only_when_asked(faq_stack: Stack, 
     assert "MODEL LOADED BEFORE ASK: False" in run.stdout
     assert "MODEL LOADED AFTER ASK: True" in run.stdout
     assert run.stdout.count("loading FAQ embedding model") == 1  # once per process
+
+
+# --- the learning loop -----------------------------------------------------------------------
+
+
+async def suggested(faq_stack: Stack) -> list[int]:
+    """The card knowledge base published, and three customers' verdicts on the bot's answers
+    (two helpful, one not); returns the ids of the suggestions they made."""
+    r = await faq_stack.http.post("/faq/import", params={"format": "json"}, content=export_entries(KNOWLEDGE_BASE, "json"),
+                                  headers=faq_stack.as_("admin"))
+    assert r.status_code == 200 and r.json()["publication"]["status"] == "published", r.text
+    projection = ReadModelActivities(faq_stack.db)
+    judged(projection, "Card gone", "left it on the bus", "helpful")
+    judged(projection, "Card eaten", "by the machine", "helpful")
+    judged(projection, "Card", "blocked at the ATM", "not_helpful")
+    r = await faq_stack.http.get("/faq/suggestions", params={"status": "pending"}, headers=faq_stack.as_("sam"))
+    return [item["id"] for item in r.json()["items"]]
+
+
+async def test_suggestions_are_listed_a_page_at_a_time_for_the_editors(faq_stack: Stack):
+    ids = await suggested(faq_stack)
+
+    first = await faq_stack.http.get("/faq/suggestions", params={"limit": 2}, headers=faq_stack.as_("sam"))
+    rest = await faq_stack.http.get("/faq/suggestions", params={"limit": 2, "cursor": first.json()["next_cursor"]},
+                                    headers=faq_stack.as_("sam"))
+    other_entry = await faq_stack.http.get("/faq/suggestions", params={"entry_id": "password-reset"},
+                                           headers=faq_stack.as_("sam"))
+    agent = await faq_stack.http.get("/faq/suggestions", headers=faq_stack.as_("ana"))
+
+    assert [i["id"] for i in first.json()["items"] + rest.json()["items"]] == ids and len(ids) == 3
+    assert rest.json()["next_cursor"] is None and other_entry.json()["items"] == []
+    assert [i["correct"] for i in first.json()["items"]] == [True, True]
+    assert agent.status_code == 403 and "faq" in agent.json()["detail"]
+
+
+async def test_one_review_accepts_and_rejects_and_the_accepted_variant_answers_in_the_new_version(faq_stack: Stack):
+    variant, rejected, evidence = await suggested(faq_stack)
+
+    r = await faq_stack.http.post("/faq/suggestions/review", json={"accept": [variant, evidence], "reject": [rejected]},
+                                  headers=faq_stack.as_("sam"))
+
+    assert r.status_code == 200, r.text
+    review = r.json()
+    assert review["entries_changed"] == ["card-lost"] and review["publication"]["status"] == "published"
+    assert [s["status"] for s in review["accepted"] + review["rejected"]] == ["accepted", "accepted", "rejected"]
+    index = (await faq_stack.http.get("/faq/index", headers=faq_stack.as_("ana"))).json()
+    assert index["current"]["version"] == review["publication"]["index_version"]
+    assert index["current"]["kb_revision"] == review["publication"]["kb_revision"] == index["kb_revision"]
+    entry = (await faq_stack.http.get("/faq/entries/card-lost", headers=faq_stack.as_("ana"))).json()
+    assert entry["questions"][-1] == "Card gone left it on the bus"
+    answer = await ask(faq_stack, "Card gone left it on the bus")
+    assert answer["best"]["entry_id"] == "card-lost" and answer["index_version"] == index["current"]["version"]
+    left = await faq_stack.http.get("/faq/suggestions", params={"status": "pending"}, headers=faq_stack.as_("sam"))
+    assert left.json()["items"] == []
+
+
+@pytest.mark.parametrize(("body", "status_code", "says"), [
+    ({"accept": ["FIRST", 999_999]}, 404, "no FAQ suggestion 999999"),
+    ({"accept": ["FIRST"], "reject": ["FIRST"]}, 422, "in both `accept` and `reject`"),
+    ({"accept": [], "reject": []}, 422, "nothing to review"),
+    ({"accept": ["REVIEWED", "FIRST"]}, 409, "(accepted) was reviewed already"),
+])
+async def test_a_review_the_editor_must_fix_is_refused_whole_and_says_what_to_fix(faq_stack: Stack, body: dict,
+                                                                                    status_code: int, says: str):
+    reviewed, first, _ = await suggested(faq_stack)
+    r = await faq_stack.http.post("/faq/suggestions/review", params={"wait": 0}, json={"accept": [reviewed]},
+                                  headers=faq_stack.as_("sam"))
+    assert r.status_code == 200, r.text
+    revision = faq_stack.db.call(kb.kb_state).revision
+    ids = {"FIRST": first, "REVIEWED": reviewed}
+    body = {key: [ids.get(i, i) for i in value] for key, value in body.items()}
+
+    r = await faq_stack.http.post("/faq/suggestions/review", json=body, headers=faq_stack.as_("sam"))
+
+    assert r.status_code == status_code and says in r.text, r.text
+    assert faq_stack.db.call(kb.kb_state).revision == revision
+    pending = await faq_stack.http.get("/faq/suggestions", params={"status": "pending"}, headers=faq_stack.as_("sam"))
+    assert first in [item["id"] for item in pending.json()["items"]]

@@ -102,6 +102,7 @@ def requests(world: dict) -> dict[tuple[str, str], tuple[str, dict]]:
         ("POST", "/faq/import"): {"json": [{"id": "matrix-import", **entry}], "params": {"wait": 0}},
         ("POST", "/faq/index/publish"): {"params": {"wait": 0}},
         ("PUT", "/faq/thresholds"): {"json": {}, "params": {"wait": 0}},
+        ("POST", "/faq/suggestions/review"): {"json": {"reject": [1_000_000]}, "params": {"wait": 0}},
         ("POST", "/faq/ask"): {"json": {"question": "How do I pay?"}},
         ("POST", "/admin/users"): {"json": {"name": "matrix-user"}},
         ("POST", "/admin/users/{name}/disable"): {"name": "matrix-leaver"},

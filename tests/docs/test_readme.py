@@ -44,7 +44,8 @@ def test_every_documented_setting_exists():
                                      "history show", "history export", "history replay", "keys rotate", "keys list", "case new",
                                      "audit export", "audit key", "audit verify", "audit replay", "audit whatif",
                                      "faq import",
-                                     "faq export", "faq ask", "faq status", "faq publish"])
+                                     "faq export", "faq ask", "faq status", "faq publish",
+                                     "faq suggestions", "faq review"])
 def test_documented_commands_exist(command):
     assert f"ticketflow {command}" in README
     result = CliRunner().invoke(app, [*command.split(), "--help"])

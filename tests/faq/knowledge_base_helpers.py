@@ -8,10 +8,11 @@ from sqlalchemy import delete, update
 from sqlmodel import Session
 
 from models.db import Database, utcnow
-from models.faq import FaqEntryRow, FaqIndexVersionRow, FaqKnowledgeBaseRow
+from models.faq import FaqEntryRow, FaqIndexVersionRow, FaqKnowledgeBaseRow, FaqSuggestionRow
 
 
 def _reset(session: Session) -> None:
+    session.execute(delete(FaqSuggestionRow))
     session.execute(delete(FaqEntryRow))
     session.execute(delete(FaqIndexVersionRow))
     session.execute(
@@ -23,7 +24,7 @@ def _reset(session: Session) -> None:
 
 
 def reset_knowledge_base(db: Database) -> Database:
-    """The knowledge base as a fresh migration leaves it: no entries, never published.
+    """The knowledge base as a fresh migration leaves it: no entries, no suggestions, never published.
 
     The session's database is shared by every test; the knowledge base is one per database."""
     db.call(_reset)

@@ -1,4 +1,5 @@
-"""`ticketflow faq`: import (all or nothing), export and ask, against the test database."""
+"""`ticketflow faq`: import (all or nothing), export, ask, and the review of suggestions, against the test
+database."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ import pytest
 from typer.testing import CliRunner
 
 import faq.knowledge_base as kb
+from activities.readmodel import ReadModelActivities
 from cli.main import app
+from faq import learning
+from faq.io import entries_to_csv, parse_entries_located
 from models.db import Database
+from models.faq import FaqSuggestionStatus
 from settings import get_settings
+from tests.faq.conftest import KNOWLEDGE_BASE
 from tests.faq.knowledge_base_helpers import reset_knowledge_base
+from tests.faq.learning_helpers import judged
 
 
 @pytest.fixture
@@ -72,3 +79,41 @@ def test_import_publishes_ask_answers_and_export_gives_the_file_back(ticketflow,
     assert exported.exit_code == 0
     by_id = sorted(json.loads(source.read_text()), key=lambda entry: entry["id"])
     assert json.loads((tmp_path / "out.json").read_text()) == by_id
+
+
+def test_suggestions_are_listed_and_a_review_naming_a_reviewed_one_changes_nothing(ticketflow, db: Database):
+    db.call(kb.import_entries, parse_entries_located(entries_to_csv(KNOWLEDGE_BASE), "csv"))
+    projection = ReadModelActivities(db)
+    judged(projection, "Card gone", "left it on the bus", "helpful")
+    judged(projection, "Card", "blocked at the ATM", "not_helpful")
+    variant, evidence = (s.id for s in db.call(learning.list_suggestions, limit=10)[0])
+
+    listed = ticketflow("faq", "suggestions")
+    rejected = ticketflow("faq", "review", "--reject", str(variant))
+    refused = ticketflow("faq", "review", "--reject", str(evidence), "--accept", str(variant))
+    nothing = ticketflow("faq", "review")
+
+    assert listed.exit_code == 0
+    assert f"{variant:>6} + card-lost" in listed.output and "'Card gone left it on the bus'" in listed.output
+    assert f"{evidence:>6} - card-lost" in listed.output
+    assert rejected.exit_code == 0 and "accepted 0, rejected 1" in rejected.output
+    assert refused.exit_code == 1 and f"suggestion {variant} (rejected) was reviewed already" in refused.output
+    assert nothing.exit_code == 2 and "nothing to review" in nothing.output
+    [still_pending] = db.call(learning.list_suggestions, limit=10, status=FaqSuggestionStatus.pending)[0]
+    assert still_pending.id == evidence
+
+
+@pytest.mark.slow
+def test_accepting_from_the_command_line_publishes_the_new_variant(ticketflow, db: Database, encoder):
+    db.call(kb.import_entries, parse_entries_located(entries_to_csv(KNOWLEDGE_BASE), "csv"))
+    judged(ReadModelActivities(db), "Card gone", "left it on the bus", "helpful")
+    [suggestion] = db.call(learning.list_suggestions, limit=10)[0]
+
+    accepted = ticketflow("faq", "review", "--accept", str(suggestion.id))
+
+    state = db.call(kb.kb_state)
+    assert accepted.exit_code == 0, accepted.output
+    assert "accepted 1, rejected 0; new question variants in card-lost" in accepted.output
+    assert f"index version {state.current_version} answers for knowledge-base revision {state.revision}" \
+        in accepted.output
+    assert "Card gone left it on the bus" in db.call(kb.get_entry, "card-lost").questions

@@ -16,7 +16,8 @@ from workflows.steps.conversation import Conversation
 
 with workflow.unsafe.imports_passed_through():
     from models.case import FaqContext, FaqSuggestion
-    from models.faq import FaqDecision, FaqQuery, FaqResult
+    from models.faq import FaqDecision, FaqResult, FaqTicketQuery
+    from models.faq_template import FaqAnswerContext
     from models.ticket import CustomerFeedback, TicketStatus
 
 # The FAQ bot is a suggestion, never a blocker: a slow or absent FAQ worker hands the
@@ -39,7 +40,8 @@ class FaqBot(Conversation):
         """What the FAQ bot makes of `text`; None when the policy turns it off or it is down."""
         if not self.input.policy.faq_enabled:
             return None
-        query = FaqQuery(text=text[:5000], language=self.input.language.split("-")[0])
+        query = FaqTicketQuery(text=text[:5000], language=self.input.language.split("-")[0],
+                               context=self.answer_context())
         try:
             result: FaqResult = await workflow.execute_activity(
                 "answer_faq", query, result_type=FaqResult, task_queue=self.input.policy.faq_task_queue, **FAQ
@@ -48,12 +50,14 @@ class FaqBot(Conversation):
             self.record("faq_unavailable", str(err.cause or err))
             return None
         best = result.best
+        why = f"; {result.escalation_reason}" if result.escalation_reason else ""
         self.record(
             "faq_answer" if result.decision == FaqDecision.answer else "faq_no_answer",
             (f"{best.entry_id}: confidence {result.confidence if result.confidence is not None else 'n/a'}"
-             f" vs threshold {result.threshold}") if best else "no matching entry",
+             f" vs threshold {result.threshold}{why}") if best else "no matching entry",
             entry_id=best.entry_id if best else None, confidence=result.confidence, threshold=result.threshold,
             index_version=result.index_version, decision=result.decision.value,
+            **({"reason": result.escalation_reason, "missing_fields": result.missing_fields} if why else {}),
         )
         self.snapshot.context["faq"] = FaqContext(
             index_version=result.index_version,
@@ -64,8 +68,16 @@ class FaqBot(Conversation):
                                        lexical_score=round(m.lexical_score, 4))
                          for m in ([best] if best else []) + list(result.alternatives)],
             answer=result.answer,
+            reason=result.escalation_reason,
         ).model_dump(mode="json")
         return result
+
+    def answer_context(self) -> FaqAnswerContext | None:
+        """The facts a templated answer may use: the gathered customer 360 of the ticket's
+        order. None when the case gathered nothing; a template then does not answer."""
+        if self.customer360 is None:
+            return None
+        return FaqAnswerContext.from_customer360(self.customer360, self.snapshot.order_id)
 
     async def bot_answers(self, text: str) -> bool:
         """Let the bot answer `text` if it is sure. True when that settled the case: the
