@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/intake.py
 	$(BIN)/python bench/gather.py
 	$(BIN)/python bench/faq.py
+	$(BIN)/python bench/encoder_speed.py
 	$(BIN)/python bench/inbox.py
 	$(BIN)/python bench/authz.py
 	$(BIN)/python bench/throughput.py

@@ -14,10 +14,8 @@ CC BY 4.0.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -31,10 +29,15 @@ sys.path.insert(0, str(REPO))
 from faq.calibration import choose_threshold, precision_and_coverage, split_for_calibration  # noqa: E402
 from faq.encoder import DEFAULT_MODEL, encode, load_encoder  # noqa: E402
 from faq.index import FaqIndex, SearchParams  # noqa: E402
+from bench.banking77 import DEFAULT_DATA, entry_id, intents_as_entries, read_rows  # noqa: E402
 from models.faq import FaqDecision, FaqEntry, FaqResult, ThresholdPolicy  # noqa: E402
 
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "banking77"
-TARGETS = {"top1": 0.92, "precision": 0.97, "coverage": 0.60, "p50_ms": 15.0, "scale_ms": 2.0}
+FEW = {"target_precision": 0.9, "precision": 0.95, "coverage": {1: 0.08, 2: 0.15}}
+OUT_OF_SCOPE = {"recall": 0.90, "gain": 0.10}
+# top-1 0.930 and precision 0.980 at coverage 0.827 were measured before the prior, the
+# out-of-scope thresholds and the int8 encoder; top-1 may lose at most 0.005 of it.
+TARGETS = {"reference_coverage": 0.827, "reference_precision": 0.980, "top1": 0.925, "precision": 0.97,
+           "coverage": 0.60, "p50_ms": 5.0, "scale_ms": 2.0}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale-entries", type=int, default=100_000)
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--skip-alternatives", action="store_true", help="skip the other matching methods tried")
+    parser.add_argument("--skip-few", action="store_true", help="skip the few-variant knowledge bases")
+    parser.add_argument("--skip-out-of-scope", action="store_true", help="skip the out-of-scope scenario")
+    parser.add_argument("--few-target-precision", type=float, default=FEW["target_precision"],
+                        help="target precision the few-variant knowledge bases are published with")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     started = time.perf_counter()
@@ -111,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"precision at threshold    {ours['precision']:.4f}   coverage {ours['coverage']:.4f}"
           f"   (per-department thresholds)")
     print(f"  one global threshold    {global_only['precision']:.4f}   coverage {global_only['coverage']:.4f}")
+    at_coverage = precision_at_coverage(results, test_ids, TARGETS["reference_coverage"])
+    print(f"precision at coverage {TARGETS['reference_coverage']:g} (the most confident answers) {at_coverage:.4f}")
     print(f"single query (encode+search) p50 {np.percentile(total_ms, 50):.2f} ms  p99 {np.percentile(total_ms, 99):.2f} ms"
           f"  [encode p50 {np.percentile(encode_ms, 50):.2f} ms, search p50 {np.percentile(search_ms, 50):.2f} ms]")
     print(f"batch throughput          {len(test_texts) / batch_seconds:.0f} queries/s (encode+search, batches of 64;"
@@ -155,6 +164,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("== other matching methods tried (same index rows; test top-1) ==")
         alternatives(index, kb, kb_vectors, test_texts, test_vectors, test_ids)
 
+    vector_of = dict(zip(kb_texts, kb_vectors)) | dict(zip(calibration_questions, calibration_vectors))
+    few_rows: list[tuple[str, float | None, str, float]] = []
+    if not args.skip_few:
+        print()
+        print("== few variants: every intent with 1 or 2 of its train rows, calibrated by the prior alone ==")
+        few_rows = few_variants(entries, vector_of, test_texts, test_vectors, test_ids, args.model,
+                                args.few_target_precision)
+    oos_rows: list[tuple[str, float | None, str, float]] = []
+    if not args.skip_out_of_scope:
+        print()
+        print("== out of scope: 20% of the intents left out of the index, their test rows asked ==")
+        oos_rows = out_of_scope(entries, vector_of, test_texts, test_vectors, test_ids, args.model)
+
     scale = None
     if not args.skip_scale:
         print()
@@ -166,10 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p50 = float(np.percentile(total_ms, 50))
     rows = [
         ("top-1 accuracy", ours["top1"], ">=", TARGETS["top1"]),
+        (f"precision at coverage {TARGETS['reference_coverage']:g}", at_coverage, ">=", TARGETS["reference_precision"]),
         ("precision at threshold", ours["precision"], ">=", args.target_precision),
         ("coverage at threshold", ours["coverage"], ">=", TARGETS["coverage"]),
         ("single-query p50 ms", p50, "<=", TARGETS["p50_ms"]),
     ]
+    rows += few_rows + oos_rows
     if scale is not None:
         rows.append((f"search p50 ms, {args.scale_entries:,} entries", scale, "<=", TARGETS["scale_ms"]))
     for name, value, op, target in rows:
@@ -181,56 +205,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # --- data ------------------------------------------------------------------------------------
-
-
-def read_rows(path: Path) -> list[tuple[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return [(row["text"], row["category"]) for row in csv.DictReader(handle)]
-
-
-def entry_id(intent: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.:-]", "", intent)
-
-
-def department_of(intent: str) -> str:
-    """BANKING77 has no departments; intent-name keywords give five, so that per-department
-    thresholds are exercised."""
-    for keyword, department in (
-        ("top_up", "top-up"),
-        ("card", "cards"),
-        ("pin", "cards"),
-        ("contactless", "cards"),
-        ("transfer", "transfers"),
-        ("exchange", "transfers"),
-        ("currenc", "transfers"),
-        ("cash", "cash"),
-        ("atm", "cash"),
-    ):
-        if keyword in intent:
-            return department
-    return "account"
-
-
-def intents_as_entries(rows: list[tuple[str, str]]) -> list[FaqEntry]:
-    questions: dict[str, dict[str, str]] = {}
-    for text, intent in rows:
-        # A variant cannot contain "|" (the CSV list separator); one train row has one.
-        text = " ".join(text.replace("|", "/").split())
-        questions.setdefault(intent, {}).setdefault(text.casefold(), text)
-    return [
-        FaqEntry(
-            id=entry_id(intent),
-            questions=list(variants.values()),
-            answer=f"(answer for {intent})",
-            department=department_of(intent),
-            language="en",
-            tags=["banking77"],
-        )
-        for intent, variants in sorted(questions.items())
-    ]
-
-
-# --- measuring -------------------------------------------------------------------------------
 
 
 def score(results: list[FaqResult], expected: np.ndarray) -> dict[str, float | None]:
@@ -308,6 +282,110 @@ def tfidf_baseline(
         "p99": float(np.percentile(latency, 99)),
         "qps": len(test_texts) / seconds,
     }
+
+
+# --- few variants and out of scope ---------------------------------------------------------
+
+
+def few_variants(entries, vector_of, test_texts, test_vectors, test_ids, model, target_precision, draws=5):
+    """Knowledge bases of 1 and 2 variants per intent (random train rows, ``draws`` draws),
+    published as ``faq.knowledge_base`` would: nothing to hold out, the prior alone
+    calibrates, the threshold is the target precision. Scored on test.csv, beside the best
+    a plain cosine threshold on the nearest variant could do (chosen on test.csv itself)."""
+    from faq.prior import load_prior
+
+    rows = []
+    for variants in (1, 2):
+        measured = []
+        for draw in range(draws):
+            rng = np.random.default_rng(1000 * variants + draw)
+            kb = [e.model_copy(update={"questions": [e.questions[i] for i in
+                                                     rng.choice(len(e.questions), size=variants, replace=False)]})
+                  for e in entries]
+            vectors = np.array([vector_of[q] for e in kb for q in e.questions])
+            index = FaqIndex.from_vectors(kb, vectors, model_name=model)
+            index, _ = index.calibrate([], [], prior=load_prior(), target_precision=target_precision)
+            got = score(index.search_vectors(test_vectors, test_texts), test_ids)
+            nearest = test_vectors @ vectors.T
+            owner = np.array([e.id for e in kb for _ in e.questions])
+            right = owner[nearest.argmax(axis=1)] == test_ids
+            frontier = cosine_frontier(nearest.max(axis=1), right, FEW["precision"])
+            measured.append((got["top1"], got["precision"], got["coverage"], frontier))
+        m = np.array([[np.nan if v is None else v for v in row] for row in measured], dtype=float)
+        print(f"{variants} variant{'s' if variants > 1 else ''}: top-1 {m[:, 0].mean():.4f}; at threshold "
+              f"{target_precision:g}: precision {np.nanmean(m[:, 1]):.4f} (draws {fmt_list(m[:, 1])}), "
+              f"coverage {m[:, 2].mean():.4f} (draws {fmt_list(m[:, 2])})")
+        print(f"  plain cosine on the nearest variant, best threshold for precision {FEW['precision']:g} chosen on"
+              f" test.csv: coverage {m[:, 3].mean():.4f} (draws {fmt_list(m[:, 3])})")
+        rows += [(f"{variants}-variant precision", float(np.nanmean(m[:, 1])), ">=", FEW["precision"]),
+                 (f"{variants}-variant coverage", float(m[:, 2].mean()), ">=", FEW["coverage"][variants])]
+    return rows
+
+
+def out_of_scope(entries, vector_of, test_texts, test_vectors, test_ids, model, draws=5, left_out=0.2):
+    """A fifth of the intents left out of the index (``draws`` draws); their test rows are
+    questions it cannot answer. The index is built and calibrated as ``faq.knowledge_base``
+    publishes it (held-out variants, simulated out-of-scope questions, the prior, the
+    default settings). Compared with a plain cosine threshold on the nearest variant set to
+    reach the same out-of-scope recall on the same questions."""
+    from faq.knowledge_base import CALIBRATION
+    from faq.prior import load_prior
+
+    c = CALIBRATION
+    measured = []
+    for draw in range(draws):
+        rng = np.random.default_rng(500 + draw)
+        out = set(rng.choice([e.id for e in entries], size=round(left_out * len(entries)), replace=False).tolist())
+        kept_entries = [e for e in entries if e.id not in out]
+        kb, questions, expected = split_for_calibration(kept_entries, fraction=c.holdout_fraction, seed=c.seed)
+        vectors = np.array([vector_of[q] for e in kb for q in e.questions])
+        index = FaqIndex.from_vectors(kb, vectors, model_name=model)
+        index, report = index.calibrate(
+            questions, expected, target_precision=c.target_precision, confidence_level=c.confidence_level,
+            out_of_scope_share=c.out_of_scope_share, out_of_scope_recall=c.out_of_scope_recall,
+            min_department_samples=c.min_department_samples, prior=load_prior(),
+            vectors=np.array([vector_of[q] for q in questions]),
+        )
+        results = index.search_vectors(test_vectors, test_texts)
+        answered = np.array([r.decision == FaqDecision.answer for r in results])
+        best = np.array([r.best.entry_id if r.best else "" for r in results])
+        in_scope = ~np.isin(test_ids, list(out))
+        recall = float((~answered[~in_scope]).mean())
+        ours = float((answered & in_scope & (best == test_ids)).sum() / in_scope.sum())
+        nearest = test_vectors @ vectors.T
+        owner = np.array([e.id for e in kb for _ in e.questions])[nearest.argmax(axis=1)]
+        cosine = nearest.max(axis=1)
+        # the lowest cosine threshold that keeps back as many out-of-scope questions
+        cut = np.sort(cosine[~in_scope])[min(int(np.ceil(recall * (~in_scope).sum())), (~in_scope).sum() - 1)]
+        plain = float(((cosine > cut) & in_scope & (owner == test_ids)).sum() / in_scope.sum())
+        measured.append((recall, ours, plain, report.out_of_scope_recall))
+        print(f"draw {draw}: thresholds {format_policy(index.thresholds)}; out-of-scope recall {recall:.4f}"
+              f" (simulated at publish {report.out_of_scope_recall:.4f}); in-scope answered and right {ours:.4f},"
+              f" plain cosine at the same recall {plain:.4f}")
+    m = np.array(measured)
+    print(f"mean: out-of-scope recall {m[:, 0].mean():.4f}, in-scope answered and right {m[:, 1].mean():.4f}"
+          f" vs plain cosine {m[:, 2].mean():.4f} (gain {m[:, 1].mean() - m[:, 2].mean():+.4f})")
+    return [("out-of-scope recall", float(m[:, 0].mean()), ">=", OUT_OF_SCOPE["recall"]),
+            ("in-scope right, gain over cosine", float(m[:, 1].mean() - m[:, 2].mean()), ">=", OUT_OF_SCOPE["gain"])]
+
+
+def precision_at_coverage(results: list[FaqResult], expected: np.ndarray, coverage: float) -> float:
+    """Precision of the ``coverage`` share of questions answered with the highest confidence."""
+    confidence = np.array([r.confidence if r.confidence is not None else -1.0 for r in results])
+    right = np.array([(r.best.entry_id if r.best else "") == e for r, e in zip(results, expected, strict=True)])
+    top = np.argsort(-confidence, kind="stable")[: max(1, round(coverage * len(results)))]
+    return float(right[top].mean())
+
+
+def cosine_frontier(similarity: np.ndarray, right: np.ndarray, precision: float) -> float:
+    """The largest share of questions a threshold on ``similarity`` answers at ``precision``."""
+    order = np.argsort(-similarity, kind="stable")
+    reached = np.flatnonzero(np.cumsum(right[order]) / np.arange(1, len(order) + 1) >= precision)
+    return float((reached[-1] + 1) / len(order)) if len(reached) else 0.0
+
+
+def fmt_list(values: np.ndarray) -> str:
+    return " ".join(fmt(None if np.isnan(v) else float(v)) for v in values)
 
 
 # --- alternatives ----------------------------------------------------------------------------
