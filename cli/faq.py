@@ -178,9 +178,17 @@ def status() -> None:
 
 
 @faq_app.command("publish")
-def publish_() -> None:
+def publish_(
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="Build again even if the newest revision is published: after an upgrade, or a change of "
+        "TICKETFLOW_FAQ_QUANTIZE or the FAQ calibration settings, so the index uses them.")] = False,
+) -> None:
     """Build and publish the index of the newest revision, if that is not published yet."""
     db = _database()
+    if rebuild:
+        from faq.knowledge_base import request_rebuild
+
+        db.call(request_rebuild)
     _echo_publication(_publish_here(db))
     db.dispose()
 

@@ -19,6 +19,14 @@ from models.faq import FaqEntry, ThresholdPolicy
 
 # What the ranking knows about its best entry; see FaqIndex for how each is computed.
 FEATURES = ("score", "margin", "semantic", "lexical")
+# What the knowledge base's shape adds: how close the best entry's nearest other entry is,
+# how close entries are to each other on average, and how many variants the best entry has
+# (a single variant is a noisier picture of an entry, so its score and margin count less).
+KB_FEATURES = ("neighbour", "kb_neighbour", "log_variants", "one_variant", "one_variant_score", "one_variant_gap")
+# The features of the prior (``faq.prior``) and of every calibration blended with it. "gap"
+# is the margin to the runner-up, where a runner-up that was not retrieved counts as the
+# lowest similarity retrieved (not as 0, which made a lone candidate look certain).
+PRIOR_FEATURES = ("score", "gap", "semantic", "lexical", *KB_FEATURES)
 # A calibrated model never claims certainty; a threshold of 1.0 therefore means "never".
 _LOWEST, _HIGHEST = 1e-6, 1.0 - 1e-6
 
@@ -34,26 +42,48 @@ class Calibrator(BaseModel):
         return np.clip(1.0 / (1.0 + np.exp(-logits)), _LOWEST, _HIGHEST)
 
     @classmethod
-    def fit(cls, features: np.ndarray, correct: np.ndarray, *, ridge: float = 1e-2) -> Calibrator:
+    def fit(
+        cls,
+        features: np.ndarray,
+        correct: np.ndarray,
+        *,
+        ridge: float = 1e-2,
+        names: tuple[str, ...] = FEATURES,
+        prior: Calibrator | None = None,
+        prior_weight: float = 5.0,
+    ) -> Calibrator:
         """Logistic regression by Newton's method; the small ridge keeps weights finite when
-        the held-out questions are all right (or all wrong)."""
+        the held-out questions are all right (or all wrong).
+
+        With a ``prior`` (same feature names), the fit is its maximum a posteriori blend with
+        the data: a Gaussian penalty of strength ``prior_weight`` pulls every coefficient,
+        intercept included, towards the prior's. A few held-out questions move it little;
+        thousands outweigh it, and the knowledge base's own evidence decides.
+        """
         x = np.asarray(features, dtype=np.float64)
         y = np.asarray(correct, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != len(FEATURES) or len(x) != len(y) or len(y) == 0:
-            raise ValueError(f"need one row of {len(FEATURES)} features per held-out question")
+        if prior is not None:
+            names = prior.features
+        if x.ndim != 2 or x.shape[1] != len(names) or len(x) != len(y) or len(y) == 0:
+            raise ValueError(f"need one row of {len(names)} features per held-out question")
         design = np.hstack([np.ones((len(x), 1)), x])
-        penalty = np.full(design.shape[1], ridge)
-        penalty[0] = 0.0
-        coefficients = np.zeros(design.shape[1])
+        if prior is None:
+            centre = np.zeros(design.shape[1])
+            penalty = np.full(design.shape[1], ridge)
+            penalty[0] = 0.0
+        else:
+            centre = np.array([prior.intercept, *prior.weights])
+            penalty = np.full(design.shape[1], prior_weight)
+        coefficients = centre.copy()
         for _ in range(100):
             p = 1.0 / (1.0 + np.exp(-(design @ coefficients)))
-            gradient = design.T @ (p - y) + penalty * coefficients
+            gradient = design.T @ (p - y) + penalty * (coefficients - centre)
             hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(penalty) + 1e-9 * np.eye(len(penalty))
             step = np.linalg.solve(hessian, gradient)
             coefficients -= step
             if np.max(np.abs(step)) < 1e-10:
                 break
-        return cls(intercept=float(coefficients[0]), weights=[float(w) for w in coefficients[1:]])
+        return cls(features=tuple(names), intercept=float(coefficients[0]), weights=[float(w) for w in coefficients[1:]])
 
 
 def choose_threshold(
@@ -118,6 +148,18 @@ def choose_thresholds(
                 confidences[mine], correct[mine], target_precision=target_precision, confidence_level=confidence_level
             )
     return ThresholdPolicy(default=default, per_department=per_department)
+
+
+def out_of_scope_threshold(confidences: np.ndarray, recall: float) -> float:
+    """The lowest threshold that keeps at least ``recall`` of these out-of-scope examples
+    unanswered (answered means confidence >= threshold)."""
+    confidences = np.sort(np.asarray(confidences, dtype=np.float64))
+    if len(confidences) == 0:
+        return 0.0
+    kept_back = int(np.ceil(recall * len(confidences)))
+    if kept_back == 0:
+        return 0.0
+    return float(min(np.nextafter(confidences[kept_back - 1], np.inf), 1.0))
 
 
 def precision_and_coverage(

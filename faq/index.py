@@ -43,7 +43,7 @@ from pydantic import BaseModel, Field
 
 from faq import lexical
 from faq.arrays import concatenated_ranges
-from faq.calibration import FEATURES, Calibrator, choose_thresholds
+from faq.calibration import FEATURES, KB_FEATURES, Calibrator, choose_thresholds, out_of_scope_threshold
 from faq.encoder import DEFAULT_MODEL, embedding_dimension, encode, load_encoder
 from faq.ivf import IvfQuantizer, default_probe_count
 from faq.lexical import CharNgramTfidf
@@ -51,6 +51,7 @@ from models.faq import (
     FaqCalibrationReport,
     FaqDecision,
     FaqEntry,
+    FaqEvidence,
     FaqIndexInfo,
     FaqMatch,
     FaqQuery,
@@ -90,6 +91,13 @@ class _Candidates:
     semantic: np.ndarray
     lexical: np.ndarray
     closest_variant: np.ndarray  # variant row of each entry's most similar question
+    # The lowest similarity among the variants retrieved: an entry that is not a candidate
+    # scores no higher, so it stands in for a missing runner-up. With the entry of each
+    # retrieved variant, so that leaving an entry out lowers the floor as its absence would.
+    floor: float = 0.0
+    retrieved_entries: np.ndarray | None = None
+    retrieved_similarity: np.ndarray | None = None
+    left_out: int = -1  # the entry ``_without`` removed, absent as if never written
 
 
 class FaqIndex:
@@ -144,6 +152,7 @@ class FaqIndex:
             # Features x variants: a query's few n-grams select their posting rows.
             self._lexical_by_feature = self._lexical_rows.T.tocsr()
 
+        self._shape: _KbShape | None = None
         self._allowed_cache: dict[tuple[str | None, str | None], tuple[np.ndarray | None, np.ndarray | None]] = {}
         self._cache_lock = threading.Lock()
         self.version = compute_version(self.entries, model_name, self.dimension, self.params, calibrator, self.thresholds)
@@ -282,8 +291,7 @@ class FaqIndex:
         expected = self._positions(questions, expected_entry_ids)
         if vectors is None:
             vectors = encode(self._get_encoder(), questions)
-        candidates = self._candidates(vectors, questions, None, None)
-        return self._results([_without(c, e) for c, e in zip(candidates, expected, strict=True)], thresholds)
+        return self._results(self._out_of_scope(vectors, questions, expected), thresholds)
 
     def _positions(self, questions: Sequence[str], expected_entry_ids: Sequence[str]) -> np.ndarray:
         if len(questions) != len(expected_entry_ids) or not questions:
@@ -298,7 +306,7 @@ class FaqIndex:
         policy = thresholds or self.thresholds
         confidences: list[float | None] = [None] * len(ranked)
         if self.calibrator is not None and ranked:
-            features = np.array([_features(c, order, scores) for c, (order, scores) in zip(candidates, ranked)])
+            features = self._feature_rows(candidates, ranked, self.calibrator.features)
             confidences = [float(p) for p in self.calibrator.confidence(features)]
         return [
             self._result(c, order, scores, confidence, policy)
@@ -341,16 +349,31 @@ class FaqIndex:
         )
 
     def _candidates(
-        self, vectors: np.ndarray, texts: Sequence[str], department: str | None, language: str | None
+        self,
+        vectors: np.ndarray,
+        texts: Sequence[str],
+        department: str | None,
+        language: str | None,
+        excluded: np.ndarray | None = None,
     ) -> list[_Candidates]:
+        """The candidate entries of each query; ``excluded`` names an entry position per
+        query to search as if it were not in the index (-1: none)."""
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dimension or len(vectors) != len(texts):
             raise ValueError(f"expected {len(texts)} query vectors of dimension {self.dimension}, got {vectors.shape}")
         allowed, allowed_in_lists = self._allowed(department, language)
+        if excluded is None:
+            excluded = np.full(len(texts), -1, dtype=np.int64)
         if len(texts) <= _INTERACTIVE_QUERIES:
             with _one_blas_thread():
-                return self._candidates_of(vectors, texts, allowed, allowed_in_lists)
-        return self._candidates_of(vectors, texts, allowed, allowed_in_lists)
+                return self._candidates_of(vectors, texts, allowed, allowed_in_lists, excluded)
+        return self._candidates_of(vectors, texts, allowed, allowed_in_lists, excluded)
+
+    def _out_of_scope(self, vectors: np.ndarray, texts: Sequence[str], entries: np.ndarray) -> list[_Candidates]:
+        """Each question searched as if its own entry had never been written: what the bot
+        sees of a question the knowledge base cannot answer."""
+        candidates = self._candidates(vectors, texts, None, None, excluded=np.asarray(entries, dtype=np.int64))
+        return [_without(c, e) for c, e in zip(candidates, entries, strict=True)]
 
     def _candidates_of(
         self,
@@ -358,17 +381,21 @@ class FaqIndex:
         texts: Sequence[str],
         allowed: np.ndarray | None,
         allowed_in_lists: np.ndarray | None,
+        excluded: np.ndarray,
     ) -> list[_Candidates]:
         queries = [self._lexical.query(text) for text in texts]
         results: list[_Candidates] = []
         if self._ivf is None:
             for start in range(0, len(texts), 256):
                 similarities = vectors[start : start + 256] @ self._vectors.T
-                for similarity, query in zip(similarities, queries[start : start + 256], strict=True):
+                for i, (similarity, query) in enumerate(zip(similarities, queries[start : start + 256], strict=True)):
+                    entry = excluded[start + i]
+                    if entry >= 0:
+                        similarity[self._entry_start[entry] : self._entry_start[entry + 1]] = -np.inf
                     results.append(self._exact_candidates(similarity, query, allowed))
         else:
-            for vector, query in zip(vectors, queries, strict=True):
-                results.append(self._approximate_candidates(vector, query, allowed, allowed_in_lists))
+            for vector, query, entry in zip(vectors, queries, excluded, strict=True):
+                results.append(self._approximate_candidates(vector, query, allowed, allowed_in_lists, entry))
         return results
 
     def _exact_candidates(
@@ -380,7 +407,7 @@ class FaqIndex:
         entries = np.unique(self._entry_of_variant[top])
         rows, sizes = self._variant_rows(entries)
         lexical_similarity = lexical.similarity_to_all(self._lexical_by_feature, query)[rows]
-        return self._pool(entries, rows, sizes, similarity[rows], lexical_similarity)
+        return self._pool(entries, rows, sizes, similarity[rows], lexical_similarity, top, similarity[top])
 
     def _approximate_candidates(
         self,
@@ -388,9 +415,12 @@ class FaqIndex:
         query: lexical.Query,
         allowed: np.ndarray | None,
         allowed_in_lists: np.ndarray | None,
+        excluded: int = -1,
     ) -> _Candidates:
         assert self._ivf is not None
         top, _ = self._ivf.search(vector, probes=self._probes, k=self.params.candidates, allowed=allowed_in_lists)
+        if excluded >= 0:  # approximate: the excluded entry's variants are dropped after the search
+            top = top[self._entry_of_variant[top] != excluded]
         if len(top) == 0 and allowed is not None and allowed.any():
             # The filter left nothing in the probed lists: search its entries exhaustively.
             permitted = np.flatnonzero(allowed)
@@ -399,10 +429,17 @@ class FaqIndex:
         rows, sizes = self._variant_rows(entries)
         semantic = self._variant_vectors(rows) @ vector
         lexical_similarity = lexical.similarity_to_rows(self._lexical_rows, rows, query)
-        return self._pool(entries, rows, sizes, semantic, lexical_similarity)
+        return self._pool(entries, rows, sizes, semantic, lexical_similarity, top, self._variant_vectors(top) @ vector)
 
     def _pool(
-        self, entries: np.ndarray, rows: np.ndarray, sizes: np.ndarray, semantic: np.ndarray, lexical_similarity: np.ndarray
+        self,
+        entries: np.ndarray,
+        rows: np.ndarray,
+        sizes: np.ndarray,
+        semantic: np.ndarray,
+        lexical_similarity: np.ndarray,
+        top: np.ndarray,
+        top_similarity: np.ndarray,
     ) -> _Candidates:
         if len(entries) == 0:
             empty = np.zeros(0)
@@ -419,7 +456,22 @@ class FaqIndex:
             best = np.partition(padded, padded.shape[1] - pool, axis=1)[:, -pool:]
             pooled = np.where(np.isfinite(best), best, 0.0).sum(axis=1) / np.minimum(sizes, pool)
         lexical_pooled = np.maximum.reduceat(lexical_similarity, offsets)
-        return _Candidates(entries, pooled.astype(np.float64), lexical_pooled.astype(np.float64), closest)
+        return _Candidates(entries, pooled.astype(np.float64), lexical_pooled.astype(np.float64), closest,
+                           float(top_similarity.min()), self._entry_of_variant[top], top_similarity)
+
+    def _feature_rows(
+        self, candidates: Sequence[_Candidates], ranked: Sequence[tuple[np.ndarray, np.ndarray]], names: Sequence[str]
+    ) -> np.ndarray:
+        shape = self.kb_shape() if set(names) & set(KB_FEATURES) else None
+        rows = [_features(c, order, scores, shape, names) for c, (order, scores) in zip(candidates, ranked, strict=True)]
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+
+    def kb_shape(self) -> _KbShape:
+        """How the entries lie to each other (computed once, on first use)."""
+        if self._shape is None:
+            enabled = np.array([entry.enabled for entry in self.entries], dtype=bool)
+            self._shape = _kb_shape(self._all_vectors(), self._entry_start, enabled)
+        return self._shape
 
     def _variant_rows(self, entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         starts = self._entry_start[entries]
@@ -484,7 +536,12 @@ class FaqIndex:
         min_gain: float = 0.002,
         min_department_samples: int = 200,
         out_of_scope_share: float = 0.0,
+        out_of_scope_recall: float | None = None,
+        prior: Calibrator | None = None,
+        min_threshold_samples: int = 100,
+        evidence: Sequence[FaqEvidence] = (),
         vectors: np.ndarray | None = None,
+        evidence_vectors: np.ndarray | None = None,
     ) -> tuple[FaqIndex, FaqCalibrationReport]:
         """Fit confidence and thresholds on held-out questions whose right entry is known.
 
@@ -496,25 +553,35 @@ class FaqIndex:
         Held-out questions all have an answer in the knowledge base, but customers also ask
         what it does not cover. So some questions are also ranked with their own entry left
         out: whatever wins then is wrong, as for a question the knowledge base cannot
-        answer. These make up ``out_of_scope_share`` of the data the confidence and the
-        thresholds are fitted on: set it to the share of questions you expect the knowledge
-        base not to cover. It costs coverage, the more so the closer the entries are to
-        each other: on BANKING77, whose intents are near neighbours, 0.1 lowers test
-        coverage from 0.87 to 0.37 and the share of unanswerable questions answered from
-        0.28 to 0.03 (``search_without_own_entry`` measures the latter; see bench/faq.py).
+        answer. These make up ``out_of_scope_share`` of the data the confidence is fitted
+        on. ``out_of_scope_recall`` then raises the thresholds until at least that share of
+        all such examples would not be answered.
+
+        With a ``prior`` (``faq.prior``: a confidence model fitted on many knowledge bases),
+        the fit is blended with it: with no held-out questions at all (entries of one or two
+        variants) the prior alone decides; as held-out questions and reviewed ``evidence``
+        (questions the bot answered or suggested for, right or wrong) accumulate, they
+        outweigh it. With a prior and fewer than ``min_threshold_samples`` examples, too few
+        to choose a threshold from, the threshold is ``target_precision`` itself: the confidence is a
+        probability of being right, so answering above it keeps about that precision.
 
         Returns the calibrated index (a new version) and what was measured.
         """
         if not 0.0 <= out_of_scope_share < 1.0:
             raise ValueError("out_of_scope_share must be at least 0 and below 1")
-        expected = self._positions(questions, expected_entry_ids)
-        if vectors is None:
+        if out_of_scope_recall is not None and not 0.0 <= out_of_scope_recall < 1.0:
+            raise ValueError("out_of_scope_recall must be at least 0 and below 1")
+        if not questions and prior is None:
+            raise ValueError("give held-out questions, or a prior to calibrate without them")
+        names = prior.features if prior is not None else FEATURES
+        expected = self._positions(questions, expected_entry_ids) if questions else np.zeros(0, dtype=np.int64)
+        if questions and vectors is None:
             vectors = encode(self._get_encoder(), questions)
-        candidates = self._candidates(vectors, questions, None, None)
+        candidates = self._candidates(vectors, questions, None, None) if questions else []
 
         accuracy: dict[float, float] = {}
-        chosen = 0.0
-        for weight in sorted(set(lexical_weights) | {0.0}):
+        chosen = self.params.lexical_weight if not questions else 0.0
+        for weight in sorted(set(lexical_weights) | {0.0}) if questions else ():
             best = np.array([_best_entry(c, order) for c, (order, _) in ((c, _rank(c, weight)) for c in candidates)])
             accuracy[weight] = float((best == expected).mean())
             if accuracy[weight] > accuracy[chosen] + min_gain:
@@ -522,25 +589,58 @@ class FaqIndex:
 
         in_scope = len(candidates)
         wanted = round(out_of_scope_share / (1.0 - out_of_scope_share) * in_scope)
-        picked = np.sort(np.random.default_rng(0).choice(in_scope, size=min(wanted, in_scope), replace=False))
-        examples = candidates + [_without(candidates[i], expected[i]) for i in picked]
-        expected_all = np.concatenate([expected, np.full(len(picked), -1)])
+        rng = np.random.default_rng(0)
+        picked = np.sort(rng.choice(in_scope, size=min(wanted, in_scope), replace=False))
+        unanswerable = self._out_of_scope(vectors, questions, expected) if questions else []
+        observed, observed_expected, observed_wrong = self._evidence(evidence, evidence_vectors)
+        examples = candidates + [unanswerable[i] for i in picked] + observed
+        expected_all = np.concatenate([expected, np.full(len(picked), -1), observed_expected]).astype(np.int64)
 
         ranked = [_rank(c, chosen) for c in examples]
-        best = np.array([_best_entry(c, order) for c, (order, _) in zip(examples, ranked)])
-        features = np.array([_features(c, order, scores) for c, (order, scores) in zip(examples, ranked)])
+        best = np.array([_best_entry(c, order) for c, (order, _) in zip(examples, ranked)], dtype=np.int64)
         correct = best == expected_all
-        calibrator = Calibrator.fit(features, correct)
-        confidence = calibrator.confidence(features)
+        # Evidence that the bot's choice of an entry was wrong labels that choice wrong when
+        # this index makes it again, and says nothing when another entry wins now.
+        first = in_scope + len(picked)
+        keep = np.ones(len(examples), dtype=bool)
+        keep[first:] = ~(observed_wrong & ~correct[first:])
+        correct[first:] &= ~observed_wrong
+        examples = [e for e, k in zip(examples, keep) if k]
+        ranked = [r for r, k in zip(ranked, keep) if k]
+        best, correct = best[keep], correct[keep]
+        features = self._feature_rows(examples, ranked, names)
+        if len(examples):
+            calibrator = Calibrator.fit(features, correct, names=names, prior=prior)
+        else:
+            calibrator = prior
+        confidence = calibrator.confidence(features) if len(examples) else np.zeros(0)
         departments = [self.entries[b].department if b >= 0 else "" for b in best]
-        thresholds = choose_thresholds(
-            confidence,
-            correct,
-            departments,
-            target_precision=target_precision,
-            confidence_level=confidence_level,
-            min_department_samples=min_department_samples,
-        )
+        if prior is None or len(examples) >= min_threshold_samples:
+            thresholds = choose_thresholds(
+                confidence,
+                correct,
+                departments,
+                target_precision=target_precision,
+                confidence_level=confidence_level,
+                min_department_samples=min_department_samples,
+            )
+        else:
+            thresholds = ThresholdPolicy(default=target_precision)
+
+        out_of_scope_kept_back = None
+        if unanswerable:
+            oos_ranked = [_rank(c, chosen) for c in unanswerable]
+            oos_confidence = calibrator.confidence(self._feature_rows(unanswerable, oos_ranked, names))
+            if out_of_scope_recall is not None:
+                floor = out_of_scope_threshold(oos_confidence, out_of_scope_recall)
+                thresholds = ThresholdPolicy(
+                    default=max(thresholds.default, floor),
+                    per_department={d: max(t, floor) for d, t in thresholds.per_department.items()},
+                )
+            oos_best = [_best_entry(c, order) for c, (order, _) in zip(unanswerable, oos_ranked)]
+            limits = np.array([thresholds.threshold_for(self.entries[b].department if b >= 0 else "") for b in oos_best])
+            out_of_scope_kept_back = float((oos_confidence < limits).mean())
+
         answered = confidence >= np.array([thresholds.threshold_for(d) for d in departments])
         held_out = slice(0, in_scope)
         calibrated = self._derive(
@@ -548,18 +648,40 @@ class FaqIndex:
         )
         report = FaqCalibrationReport(
             samples=in_scope,
-            top1_accuracy=float(correct[held_out].mean()),
+            top1_accuracy=float(correct[held_out].mean()) if in_scope else None,
             accuracy_by_lexical_weight={f"{w:g}": a for w, a in accuracy.items()},
             lexical_weight=chosen,
             target_precision=target_precision,
             thresholds=thresholds,
             precision_at_threshold=float(correct[answered].mean()) if answered.any() else None,
-            coverage_at_threshold=float(answered[held_out].mean()),
+            coverage_at_threshold=float(answered[held_out].mean()) if in_scope else None,
             out_of_scope_examples=len(picked),
-            out_of_scope_answered=float(answered[in_scope:].mean()) if len(picked) else None,
-            brier_score=float(np.mean((confidence - correct) ** 2)),
+            out_of_scope_answered=float(answered[in_scope : in_scope + len(picked)].mean()) if len(picked) else None,
+            out_of_scope_recall=out_of_scope_kept_back,
+            evidence_examples=len(examples) - in_scope - len(picked),
+            prior=prior is not None,
+            brier_score=float(np.mean((confidence - correct) ** 2)) if len(examples) else None,
         )
         return calibrated, report
+
+    def _evidence(
+        self, evidence: Sequence[FaqEvidence], vectors: np.ndarray | None
+    ) -> tuple[list[_Candidates], np.ndarray, np.ndarray]:
+        """Reviewed observations as examples: the candidates of each question, the entry it
+        concerns, and whether the bot's choice of that entry was wrong. Evidence about an
+        entry that is no longer in the index is left out."""
+        usable = [i for i, e in enumerate(evidence) if e.entry_id in self._entry_position]
+        if not usable:
+            return [], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+        texts = [evidence[i].question for i in usable]
+        if vectors is None:
+            vectors = encode(self._get_encoder(), texts)
+        else:
+            vectors = np.asarray(vectors)[usable]
+        candidates = self._candidates(vectors, texts, None, None)
+        entries = np.array([self._entry_position[evidence[i].entry_id] for i in usable], dtype=np.int64)
+        wrong = np.array([not evidence[i].correct for i in usable], dtype=bool)
+        return candidates, entries, wrong
 
     # --- describing, saving, loading -------------------------------------------------------
 
@@ -811,8 +933,14 @@ def _rank(candidates: _Candidates, lexical_weight: float) -> tuple[np.ndarray, n
 
 def _without(candidates: _Candidates, entry: int) -> _Candidates:
     keep = candidates.entries != entry
+    floor, retrieved, similarity = candidates.floor, candidates.retrieved_entries, candidates.retrieved_similarity
+    if retrieved is not None:
+        others = retrieved != entry
+        retrieved, similarity = retrieved[others], similarity[others]
+        floor = float(similarity.min()) if len(similarity) else floor
     return _Candidates(
-        candidates.entries[keep], candidates.semantic[keep], candidates.lexical[keep], candidates.closest_variant[keep]
+        candidates.entries[keep], candidates.semantic[keep], candidates.lexical[keep], candidates.closest_variant[keep],
+        floor, retrieved, similarity, entry,
     )
 
 
@@ -820,15 +948,79 @@ def _best_entry(candidates: _Candidates, order: np.ndarray) -> int:
     return int(candidates.entries[order[0]]) if len(order) else -1
 
 
-def _features(candidates: _Candidates, order: np.ndarray, scores: np.ndarray) -> list[float]:
-    """What calibration sees of one ranking, in the order of ``faq.calibration.FEATURES``."""
+def _features(candidates: _Candidates, order: np.ndarray, scores: np.ndarray, shape: _KbShape | None = None,
+              names: Sequence[str] = FEATURES) -> list[float]:
+    """What calibration sees of one ranking: the values of ``names`` (see
+    ``faq.calibration.ALL_FEATURES``); ``shape`` is needed for the knowledge-base features."""
     if len(order) == 0:
-        return [0.0] * len(FEATURES)
+        return [0.0] * len(names)
     first = order[0]
-    second = float(scores[order[1]]) if len(order) > 1 else 0.0
-    return [
-        float(scores[first]),
-        float(scores[first]) - second,
-        float(candidates.semantic[first]),
-        float(candidates.lexical[first]),
-    ]
+    entry = int(candidates.entries[first])
+    score = float(scores[first])
+    margin = score - (float(scores[order[1]]) if len(order) > 1 else 0.0)
+    # the runner-up, or what bounds it when the retrieved variants were all the best entry's
+    gap = score - max(float(scores[order[1]]) if len(order) > 1 else -np.inf, candidates.floor)
+    one = float(shape.variants[entry] == 1) if shape is not None else 0.0
+    values = {
+        "score": score,
+        "margin": margin,
+        "gap": gap,
+        "semantic": float(candidates.semantic[first]),
+        "lexical": float(candidates.lexical[first]),
+    }
+    if shape is not None:
+        # an entry left out is no one's neighbour: the next closest one is
+        nearest_left_out = candidates.left_out >= 0 and shape.nearest[entry] == candidates.left_out
+        values.update(
+            neighbour=float(shape.next_neighbour[entry] if nearest_left_out else shape.neighbour[entry]),
+            kb_neighbour=shape.kb_neighbour,
+            log_variants=float(np.log1p(shape.variants[entry])),
+            one_variant=one,
+            one_variant_score=one * score,
+            one_variant_gap=one * gap,
+        )
+    return [values[name] for name in names]
+
+
+@dataclass(frozen=True, slots=True)
+class _KbShape:
+    """How the entries lie to each other, which says how far a similarity can be trusted:
+    ``neighbour`` is each entry's cosine to its closest other entry (their mean variants),
+    ``kb_neighbour`` the mean of that over the enabled entries, ``variants`` each entry's
+    number of question variants."""
+
+    neighbour: np.ndarray
+    kb_neighbour: float
+    variants: np.ndarray
+    nearest: np.ndarray  # which entry is the closest other one
+    next_neighbour: np.ndarray  # the cosine to the second closest
+
+
+def _kb_shape(vectors: np.ndarray, entry_start: np.ndarray, enabled: np.ndarray, block: int = 2048) -> _KbShape:
+    sizes = np.diff(entry_start)
+    sums = np.add.reduceat(vectors, entry_start[:-1], axis=0) if len(vectors) else np.zeros((0, vectors.shape[1]))
+    centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    usable = centroids[enabled]
+    positions = np.flatnonzero(enabled)
+    neighbour = np.zeros(len(centroids))
+    next_neighbour = np.zeros(len(centroids))
+    nearest = np.full(len(centroids), -1, dtype=np.int64)
+    rank = np.cumsum(enabled) - 1
+    for start in range(0, len(centroids), block):
+        similarity = centroids[start : start + block] @ usable.T
+        own = np.flatnonzero(enabled[start : start + block])
+        # an entry is not its own neighbour (enabled entries sit in `usable` in order)
+        similarity[own, rank[start + own]] = -np.inf
+        if similarity.shape[1] == 0:
+            continue
+        first = similarity.argmax(axis=1)
+        rows = np.arange(len(similarity))
+        neighbour[start : start + block] = similarity[rows, first]
+        nearest[start : start + block] = positions[first]
+        similarity[rows, first] = -np.inf
+        next_neighbour[start : start + block] = similarity.max(axis=1) if similarity.shape[1] > 1 else 0.0
+    neighbour = np.where(np.isfinite(neighbour), neighbour, 0.0)
+    next_neighbour = np.where(np.isfinite(next_neighbour), next_neighbour, 0.0)
+    kb_neighbour = float(neighbour[enabled].mean()) if enabled.any() else 0.0
+    return _KbShape(neighbour=neighbour, kb_neighbour=kb_neighbour, variants=sizes, nearest=nearest,
+                    next_neighbour=next_neighbour)

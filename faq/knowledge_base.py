@@ -33,6 +33,8 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from faq.calibration import split_for_calibration
+from faq.prior import load_prior
+from settings import get_settings
 from faq.encoder import DEFAULT_MODEL, embedding_dimension, encode, load_encoder
 from faq.index import FaqIndex
 from faq.io import FaqImportError, LocatedEntry, parse_entries_located
@@ -75,12 +77,17 @@ _KB = 1  # the id of the one knowledge-base row
 
 
 class CalibrationSettings(BaseModel):
-    """How an index is calibrated on variants held out of its own entries.
+    """How an index is calibrated.
 
-    The bot answers on its own only where the held-out questions show it reaches
-    ``target_precision`` (at ``confidence_level``); a knowledge base with too few variants
-    gets threshold 1.0 and escalates everything. A fifth of the data simulates questions the
-    knowledge base does not cover, because customers ask those too.
+    Confidence starts from the prior (``faq.prior``), fitted offline on many knowledge
+    bases, so a knowledge base of one or two variants per entry answers where it is sure
+    from its first publish. Entries of three or more variants lend a share of them as
+    held-out questions, and reviewed evidence from tickets adds more; the calibration
+    blends them with the prior and, once there are enough, chooses the thresholds from
+    them for ``target_precision`` (at ``confidence_level``). A fifth of the data simulates
+    questions the knowledge base does not cover, because customers ask those too, and the
+    thresholds are raised until at least ``out_of_scope_recall`` of such questions would
+    go to an agent.
     """
 
     holdout_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
@@ -88,10 +95,21 @@ class CalibrationSettings(BaseModel):
     target_precision: float = Field(default=0.9, gt=0.0, le=1.0)
     confidence_level: float = Field(default=0.9, ge=0.5, lt=1.0)
     out_of_scope_share: float = Field(default=0.2, ge=0.0, lt=1.0)
+    out_of_scope_recall: float | None = Field(default=0.95, ge=0.0, lt=1.0)
     min_department_samples: int = Field(default=200, ge=1)
+    use_prior: bool = True
 
 
 CALIBRATION = CalibrationSettings()
+
+
+def calibration_settings() -> CalibrationSettings:
+    """The defaults, with the target precision and out-of-scope recall from the settings."""
+    settings = get_settings()
+    return CALIBRATION.model_copy(update={
+        "target_precision": settings.faq_target_precision,
+        "out_of_scope_recall": settings.faq_out_of_scope_recall or None,
+    })
 
 
 class FaqEntryNotFound(LookupError):
@@ -212,6 +230,13 @@ def _begin_change(session: Session) -> FaqKnowledgeBaseRow:
         .values(revision=FaqKnowledgeBaseRow.revision + 1, updated_at=utcnow(), publish_error=None)
     )
     return kb_state(session)
+
+
+def request_rebuild(session: Session) -> int:
+    """A new revision with the same entries, so that the next publish builds the index again
+    with this installation's model and calibration (after an upgrade, or a change of
+    ``TICKETFLOW_FAQ_QUANTIZE``); returns the new revision."""
+    return _begin_change(session).revision
 
 
 def _unchanged(session: Session) -> int:
@@ -384,13 +409,15 @@ def build_index(
     previous: FaqIndex | None = None,
     encoder: SentenceTransformer | None = None,
     model: str = DEFAULT_MODEL,
-    calibration: CalibrationSettings = CALIBRATION,
+    calibration: CalibrationSettings | None = None,
     evidence: Sequence[FaqEvidence] = (),
 ) -> tuple[FaqIndex, FaqCalibrationReport | None]:
-    """An index of ``entries``, calibrated on variants held out of them (None: there were
-    none, and the index, uncalibrated, escalates every question). Embeddings ``previous``
-    holds, or this process computed before, are reused."""
+    """An index of ``entries``, calibrated on the prior, variants held out of them and
+    reviewed ``evidence`` (see ``CalibrationSettings``; the report is None only when
+    nothing could calibrate it: no prior, no held-out variants, and then every question
+    escalates). Embeddings ``previous`` holds, or this process computed before, are reused."""
     encoder = encoder or load_encoder(model)
+    calibration = calibration or calibration_settings()
     kept, questions, expected = split_for_calibration(
         entries, fraction=calibration.holdout_fraction, seed=calibration.seed
     )
@@ -399,16 +426,22 @@ def build_index(
     index = FaqIndex.from_vectors(
         kept, _embed(encoder, model, texts, previous), model_name=model, encoder=encoder
     )
+    prior = load_prior() if calibration.use_prior else None
     report = None
-    if questions:
+    if (questions or prior is not None) and kept:
+        evidence = list(evidence)
         index, report = index.calibrate(
             questions,
             expected,
             target_precision=calibration.target_precision,
             confidence_level=calibration.confidence_level,
             out_of_scope_share=calibration.out_of_scope_share,
+            out_of_scope_recall=calibration.out_of_scope_recall,
             min_department_samples=calibration.min_department_samples,
-            vectors=_embed(encoder, model, questions, previous),
+            prior=prior,
+            evidence=evidence,
+            vectors=_embed(encoder, model, questions, previous) if questions else None,
+            evidence_vectors=_embed(encoder, model, [e.question for e in evidence], previous) if evidence else None,
         )
     if overrides is not None:
         thresholds = overrides.apply(index.thresholds)
@@ -515,7 +548,7 @@ def publish(
     *,
     indexes: PublishedIndexes | None = None,
     encoder: SentenceTransformer | None = None,
-    calibration: CalibrationSettings = CALIBRATION,
+    calibration: CalibrationSettings | None = None,
 ) -> FaqPublication:
     """Build and publish an index of the newest revision, unless it is published already."""
     indexes = indexes or PublishedIndexes(db)

@@ -200,7 +200,7 @@ class FaqCalibrationReport(BaseModel):
     """What calibration measured on held-out questions (never on test data)."""
 
     samples: int = Field(description="held-out questions")
-    top1_accuracy: float
+    top1_accuracy: float | None = Field(description="on the held-out questions; None without any")
     accuracy_by_lexical_weight: dict[str, float]
     lexical_weight: float
     target_precision: float
@@ -208,10 +208,15 @@ class FaqCalibrationReport(BaseModel):
     precision_at_threshold: float | None = Field(
         description="of the automatic answers, out-of-scope examples included; None if none answered"
     )
-    coverage_at_threshold: float = Field(description="share of held-out questions answered automatically")
+    coverage_at_threshold: float | None = Field(description="share of held-out questions answered automatically")
     out_of_scope_examples: int = Field(default=0, description="held-out questions ranked without their own entry")
     out_of_scope_answered: float | None = Field(default=None, description="share of those answered (wrongly)")
-    brier_score: float
+    out_of_scope_recall: float | None = Field(
+        default=None, description="share of all held-out questions, ranked without their own entry, left unanswered"
+    )
+    evidence_examples: int = Field(default=0, description="reviewed verdicts and resolutions used")
+    prior: bool = Field(default=False, description="blended with the prior confidence model (faq.prior)")
+    brier_score: float | None = None
 
 
 # --- the knowledge base over HTTP ------------------------------------------------------------
@@ -299,7 +304,7 @@ class FaqIndexVersionPublic(BaseModel):
     build_seconds: float
     artifact_bytes: int = Field(description="size of the saved index in the database; 0 once pruned")
     info: FaqIndexInfo
-    calibration: FaqCalibrationReport | None = Field(description="None if there were no held-out questions")
+    calibration: FaqCalibrationReport | None = Field(description="None if nothing calibrated it (an empty knowledge base)")
 
 
 class FaqIndexStatus(BaseModel):

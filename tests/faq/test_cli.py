@@ -81,6 +81,21 @@ def test_import_publishes_ask_answers_and_export_gives_the_file_back(ticketflow,
     assert json.loads((tmp_path / "out.json").read_text()) == by_id
 
 
+@pytest.mark.slow
+def test_publish_rebuild_builds_the_published_revision_again(ticketflow, db: Database, encoder):
+    db.call(kb.import_entries, parse_entries_located(entries_to_csv(KNOWLEDGE_BASE), "csv"))
+    first = ticketflow("faq", "publish")
+    published = db.call(kb.kb_state)
+
+    again = ticketflow("faq", "publish")
+    rebuilt = ticketflow("faq", "publish", "--rebuild")
+
+    state = db.call(kb.kb_state)
+    assert first.exit_code == again.exit_code == rebuilt.exit_code == 0, rebuilt.output
+    assert db.call(kb.kb_state).revision == state.published_revision == published.revision + 1
+    assert state.current_version == published.current_version  # same entries, model and settings: same version
+
+
 def test_suggestions_are_listed_and_a_review_naming_a_reviewed_one_changes_nothing(ticketflow, db: Database):
     db.call(kb.import_entries, parse_entries_located(entries_to_csv(KNOWLEDGE_BASE), "csv"))
     projection = ReadModelActivities(db)

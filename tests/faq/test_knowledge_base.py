@@ -231,23 +231,28 @@ def test_the_demo_knowledge_base_is_seeded_once_and_answers_clear_questions_itse
 
 
 @pytest.mark.slow
-def test_an_empty_or_uncalibrated_knowledge_base_escalates_every_question(kb_db: Database, encoder):
+def test_two_variants_per_entry_answer_from_the_prior_and_an_empty_knowledge_base_escalates(kb_db: Database, encoder):
     indexes = kb.PublishedIndexes(kb_db, current_ttl=0)
     never_published = indexes.answer(FaqQuery(text="I forgot my password"))
     two_variants_each = [e.model_copy(update={"questions": e.questions[:2]}) for e in KNOWLEDGE_BASE]
     kb_db.call(kb.import_entries, located(*two_variants_each))
-    kb_db.call(kb.set_threshold_overrides, FaqThresholdOverrides(default=0.0))
     kb.publish(kb_db, encoder=encoder)
 
-    uncalibrated = indexes.answer(FaqQuery(text="I forgot my password"))
+    few = kb_db.call(kb.index_status).current
+    sure = indexes.answer(FaqQuery(text="I forgot my password, how do I reset it?"))
+    unrelated = indexes.answer(FaqQuery(text="what is the weather like on Mars"))
     for entry in two_variants_each:
         kb_db.call(kb.delete_entry, entry.id)
     empty = kb.publish(kb_db, encoder=encoder)
     emptied = indexes.answer(FaqQuery(text="I forgot my password"))
 
     assert never_published.index_version == kb.NO_INDEX and never_published.decision == FaqDecision.escalate
-    assert uncalibrated.best.entry_id == "password-reset" and uncalibrated.confidence is None
-    assert uncalibrated.decision == FaqDecision.escalate  # even at threshold 0: never guess
+    # Nothing to hold out: the prior alone calibrates, and the threshold is the target precision.
+    assert few.calibrated and few.calibration.prior and few.calibration.samples == 0
+    assert few.info.thresholds.default == kb.CALIBRATION.target_precision
+    assert sure.best.entry_id == "password-reset" and sure.decision == FaqDecision.answer
+    assert sure.confidence >= sure.threshold
+    assert unrelated.decision == FaqDecision.escalate and unrelated.confidence < unrelated.threshold
     current = kb_db.call(kb.index_status).current
     assert empty.status == "published" and current.entries == 0 and current.calibration is None
     assert emptied.index_version == empty.index_version and emptied.best is None
