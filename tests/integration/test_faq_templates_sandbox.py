@@ -21,7 +21,12 @@ from connectors.signing import SIGNATURE_HEADER, sign
 from harness import eventually
 from models.db import Database
 from models.customer360 import Customer360
-from sandbox.data import DEMO_CUSTOMER_DELAYED, DEMO_ORDER_DELAYED, DEMO_TRACKING_DELAYED
+from sandbox.data import (
+    DEMO_CUSTOMER_DELAYED,
+    DEMO_CUSTOMER_WITHOUT_ORDERS,
+    DEMO_ORDER_DELAYED,
+    DEMO_TRACKING_DELAYED,
+)
 from settings import Settings
 from tests.faq.knowledge_base_helpers import reset_knowledge_base
 from worker import build_worker
@@ -53,11 +58,11 @@ async def stack(dev_env, db: Database, tokens, task_queue, sandbox):
             build_faq_worker(dev_env.client, settings, db, executor),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
         ):
-            async def ask(text: str) -> tuple[str, str]:
+            async def ask(text: str, customer: str = DEMO_CUSTOMER_DELAYED) -> tuple[str, str]:
                 """The customer writes `text` in a new chat: (ticket id, conversation id)."""
                 conversation = f"conv-{uuid.uuid4().hex}"  # one Temporal server serves both database runs
                 body = json.dumps({"channel": "chat", "conversation_id": conversation,
-                                   "customer_id": DEMO_CUSTOMER_DELAYED, "message_id": "m-1", "text": text,
+                                   "customer_id": customer, "message_id": "m-1", "text": text,
                                    "sent_at": datetime.now(UTC).isoformat()}).encode()
                 r = await http.post("/webhooks/chat", content=body,
                                     headers={SIGNATURE_HEADER: sign(sandbox.webhook_secret, body)})
@@ -116,3 +121,16 @@ async def test_when_the_carrier_cannot_be_reached_an_agent_gets_the_suggestion_a
     assert task["context"]["faq"]["reason"] == faq["reason"]
     event = next(e for e in waiting["timeline"] if e["kind"] == "faq_no_answer")
     assert "needs shipment.status" in event["detail"]
+
+
+async def test_a_customer_without_a_known_parcel_gets_an_agent_with_the_suggestion(stack, sandbox):
+    ask, ticket, _, _ = stack
+    ticket_id, conversation = await ask(QUESTION, customer=DEMO_CUSTOMER_WITHOUT_ORDERS)
+
+    waiting = await ticket(ticket_id, "awaiting_agent")
+
+    assert await sent_messages(sandbox, conversation) == []  # the bot said nothing
+    faq = waiting["context"]["faq"]
+    assert faq["decision"] == "escalate" and faq["suggestions"][0]["entry_id"] == "track-parcel"
+    assert faq["reason"].startswith("needs order.id, shipment.status") and "which this ticket does not have" in faq["reason"]
+    assert waiting["context"]["customer360"]["orders"] == [] and waiting["context"]["customer360"]["gaps"] == []
