@@ -380,7 +380,8 @@ class FaqSuggestionPage(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; None on the last page")
 
 
-SuggestionIds = Annotated[list[Annotated[int, Field(ge=1)]], Field(default_factory=list, max_length=1000)]
+# Suggestion ids are 32-bit integer keys (PostgreSQL INTEGER): a larger one is no id at all.
+SuggestionIds = Annotated[list[Annotated[int, Field(ge=1, le=2**31 - 1)]], Field(default_factory=list, max_length=1000)]
 
 
 class FaqSuggestionReview(BaseModel):

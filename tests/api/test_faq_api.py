@@ -424,6 +424,7 @@ async def test_one_review_accepts_and_rejects_and_the_accepted_variant_answers_i
     ({"accept": ["FIRST"], "reject": ["FIRST"]}, 422, "in both `accept` and `reject`"),
     ({"accept": [], "reject": []}, 422, "nothing to review"),
     ({"accept": ["REVIEWED", "FIRST"]}, 409, "(accepted) was reviewed already"),
+    ({"accept": ["FIRST", 2**31]}, 422, "less than or equal to 2147483647"),  # no id is that large
 ])
 async def test_a_review_the_editor_must_fix_is_refused_whole_and_says_what_to_fix(faq_stack: Stack, body: dict,
                                                                                     status_code: int, says: str):
