@@ -218,7 +218,7 @@ class FaqIndex:
     ) -> FaqIndex:
         """A copy with some of these replaced, sharing vectors, n-gram rows and the IVF."""
         params = params or self.params
-        return FaqIndex(
+        derived = FaqIndex(
             self.entries,
             self._all_vectors(),
             model_name=self.model_name,
@@ -230,6 +230,8 @@ class FaqIndex:
             ivf=self._ivf if params.ivf_lists == self.params.ivf_lists else None,
             encoder=self._encoder,
         )
+        derived._shape = self._shape  # the same entries and vectors lie the same way
+        return derived
 
     # --- searching -------------------------------------------------------------------------
 
@@ -996,31 +998,62 @@ class _KbShape:
     next_neighbour: np.ndarray  # the cosine to the second closest
 
 
+# Up to this many enabled entries, every entry is compared with every other one; beyond,
+# with those that have its closest of sqrt(n) sampled entries among their three closest (a
+# bounded cost, seconds rather than minutes for 100,000 entries; a neighbour may be missed).
+_EXACT_SHAPE_ENTRIES = 4096
+_SHAPE_HEADS = 3
+
+
 def _kb_shape(vectors: np.ndarray, entry_start: np.ndarray, enabled: np.ndarray, block: int = 2048) -> _KbShape:
     sizes = np.diff(entry_start)
     sums = np.add.reduceat(vectors, entry_start[:-1], axis=0) if len(vectors) else np.zeros((0, vectors.shape[1]))
-    centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
-    usable = centroids[enabled]
+    centroids = (sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).astype(np.float32)
     positions = np.flatnonzero(enabled)
     neighbour = np.zeros(len(centroids))
     next_neighbour = np.zeros(len(centroids))
     nearest = np.full(len(centroids), -1, dtype=np.int64)
-    rank = np.cumsum(enabled) - 1
-    for start in range(0, len(centroids), block):
-        similarity = centroids[start : start + block] @ usable.T
-        own = np.flatnonzero(enabled[start : start + block])
-        # an entry is not its own neighbour (enabled entries sit in `usable` in order)
-        similarity[own, rank[start + own]] = -np.inf
-        if similarity.shape[1] == 0:
-            continue
-        first = similarity.argmax(axis=1)
-        rows = np.arange(len(similarity))
-        neighbour[start : start + block] = similarity[rows, first]
-        nearest[start : start + block] = positions[first]
-        similarity[rows, first] = -np.inf
-        next_neighbour[start : start + block] = similarity.max(axis=1) if similarity.shape[1] > 1 else 0.0
+    for asked, among in _shape_groups(centroids, positions, block):
+        for start in range(0, len(asked), block):
+            rows = asked[start : start + block]
+            similarity = centroids[rows] @ centroids[among].T
+            # an entry is not its own neighbour
+            column = np.minimum(np.searchsorted(among, rows), len(among) - 1)
+            own = among[column] == rows
+            similarity[np.flatnonzero(own), column[own]] = -np.inf
+            if similarity.shape[1] == 0:
+                continue
+            first = similarity.argmax(axis=1)
+            at = np.arange(len(rows))
+            neighbour[rows] = similarity[at, first]
+            nearest[rows] = among[first]
+            similarity[at, first] = -np.inf
+            next_neighbour[rows] = similarity.max(axis=1)
     neighbour = np.where(np.isfinite(neighbour), neighbour, 0.0)
     next_neighbour = np.where(np.isfinite(next_neighbour), next_neighbour, 0.0)
     kb_neighbour = float(neighbour[enabled].mean()) if enabled.any() else 0.0
     return _KbShape(neighbour=neighbour, kb_neighbour=kb_neighbour, variants=sizes, nearest=nearest,
                     next_neighbour=next_neighbour)
+
+
+def _shape_groups(centroids: np.ndarray, positions: np.ndarray, block: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Which entries (all of them) are compared with which enabled ones (sorted)."""
+    everyone = np.arange(len(centroids))
+    if len(positions) <= _EXACT_SHAPE_ENTRIES:
+        return [(everyone, positions)]
+    rng = np.random.default_rng(0)
+    heads = centroids[np.sort(rng.choice(positions, size=int(np.sqrt(len(positions))), replace=False))]
+    closest = np.empty((len(centroids), _SHAPE_HEADS), dtype=np.int64)
+    for start in range(0, len(centroids), block):
+        similarity = centroids[start : start + block] @ heads.T
+        few = np.argpartition(-similarity, _SHAPE_HEADS - 1, axis=1)[:, :_SHAPE_HEADS]
+        rows = np.arange(len(few))[:, None]
+        closest[start : start + block] = np.take_along_axis(few, np.argsort(-similarity[rows, few], axis=1), axis=1)
+    members = closest[positions]
+    groups = []
+    for head in range(len(heads)):
+        among = np.unique(positions[(members == head).any(axis=1)])
+        asked = np.flatnonzero(closest[:, 0] == head)
+        if len(asked) and len(among):
+            groups.append((asked, among))
+    return groups

@@ -185,3 +185,23 @@ def test_the_target_precision_and_out_of_scope_recall_come_from_the_settings(mon
 
     assert (chosen.target_precision, chosen.out_of_scope_recall) == (0.97, None)
     assert kb.CALIBRATION.target_precision == 0.9 and kb.CALIBRATION.out_of_scope_recall == 0.95
+
+
+def test_a_large_knowledge_base_finds_nearly_every_entrys_neighbour_at_a_bounded_cost(monkeypatch):
+    import faq.index as index_module
+
+    rng = np.random.default_rng(6)
+    themes = unit(rng.normal(size=(20, DIMENSION)))  # entries gather around themes, as questions do
+    vectors = unit(themes[rng.integers(0, 20, 600)] + 0.5 * unit(rng.normal(size=(600, DIMENSION))))
+    starts = np.arange(len(vectors) + 1)
+    enabled = np.ones(len(vectors), dtype=bool)
+    enabled[::50] = False  # a disabled entry is nobody's neighbour
+    exact = index_module._kb_shape(vectors, starts, enabled)
+    monkeypatch.setattr(index_module, "_EXACT_SHAPE_ENTRIES", 100)
+
+    grouped = index_module._kb_shape(vectors, starts, enabled)
+
+    assert len(index_module._shape_groups(vectors, np.flatnonzero(enabled), 2048)) > 1
+    assert np.mean(grouped.nearest == exact.nearest) >= 0.8
+    assert np.all(grouped.neighbour <= exact.neighbour + 1e-6)  # a grouping can only miss a neighbour
+    assert not np.isin(grouped.nearest, np.flatnonzero(~enabled)).any()
