@@ -7,6 +7,9 @@ A pure library (no Temporal, no HTTP): activities and API routes call it.
 - ``faq.index``: ``FaqIndex``, built from entries, searched, calibrated, saved, loaded.
 - ``faq.store``: ``FaqIndexStore``, the saved versions and the current one.
 - ``faq.calibration``: calibrated confidence and thresholds for a target precision.
+- ``faq.prior``: the prior confidence model (``prior.json``) that calibrates knowledge bases
+  with too few variants to hold any out, and that every calibration is blended with.
+- ``faq.learning``: the learning loop: suggested variants and evidence from tickets, reviewed.
 - ``faq.encoder``: the sentence-embedding model, loaded offline once per process.
 - ``faq.lexical`` and ``faq.ivf``: the character n-gram signal and large-index search.
 - ``faq.knowledge_base``: the knowledge base in the database (entries, revisions, published
