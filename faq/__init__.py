@@ -10,7 +10,8 @@ A pure library (no Temporal, no HTTP): activities and API routes call it.
 - ``faq.prior``: the prior confidence model (``prior.json``) that calibrates knowledge bases
   with too few variants to hold any out, and that every calibration is blended with.
 - ``faq.learning``: the learning loop: suggested variants and evidence from tickets, reviewed.
-- ``faq.encoder``: the sentence-embedding model, loaded offline once per process.
+- ``faq.encoder``: the sentence-embedding model, loaded offline once per process;
+  ``faq.onnx_model`` runs it on ONNX Runtime with int8 weights (the default).
 - ``faq.lexical`` and ``faq.ivf``: the character n-gram signal and large-index search.
 - ``faq.knowledge_base``: the knowledge base in the database (entries, revisions, published
   index versions), answering with the current or a pinned version, and the demo knowledge
