@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-alternatives", action="store_true", help="skip the other matching methods tried")
     parser.add_argument("--skip-few", action="store_true", help="skip the few-variant knowledge bases")
     parser.add_argument("--skip-out-of-scope", action="store_true", help="skip the out-of-scope scenario")
+    parser.add_argument("--also-out-of-scope-recall", type=float, nargs="*", default=[], metavar="RECALL",
+                        help="run the out-of-scope scenario again with these TICKETFLOW_FAQ_OUT_OF_SCOPE_RECALL values"
+                             " (the targets use the setting's)")
     parser.add_argument("--few-target-precision", type=float, default=FEW["target_precision"],
                         help="target precision the few-variant knowledge bases are published with")
     args = parser.parse_args(argv)
@@ -176,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print("== out of scope: 20% of the intents left out of the index, their test rows asked ==")
         oos_rows = out_of_scope(entries, vector_of, test_texts, test_vectors, test_ids, args.model)
+        for recall in args.also_out_of_scope_recall:
+            print(f"-- the same with the out-of-scope recall set to {recall:g} --")
+            out_of_scope(entries, vector_of, test_texts, test_vectors, test_ids, args.model, recall=recall)
 
     scale = None
     if not args.skip_scale:
@@ -322,7 +328,8 @@ def few_variants(entries, vector_of, test_texts, test_vectors, test_ids, model, 
     return rows
 
 
-def out_of_scope(entries, vector_of, test_texts, test_vectors, test_ids, model, draws=5, left_out=0.2):
+def out_of_scope(entries, vector_of, test_texts, test_vectors, test_ids, model, draws=5, left_out=0.2,
+                 recall: float | None = None):
     """A fifth of the intents left out of the index (``draws`` draws); their test rows are
     questions it cannot answer. The index is built and calibrated as ``faq.knowledge_base``
     publishes it (held-out variants, simulated out-of-scope questions, the prior, the
@@ -331,7 +338,8 @@ def out_of_scope(entries, vector_of, test_texts, test_vectors, test_ids, model, 
     from faq.knowledge_base import CALIBRATION
     from faq.prior import load_prior
 
-    c = CALIBRATION
+    c = CALIBRATION if recall is None else CALIBRATION.model_copy(update={"out_of_scope_recall": recall})
+    print(f"published with out-of-scope recall {c.out_of_scope_recall:g} of the simulated questions")
     measured = []
     for draw in range(draws):
         rng = np.random.default_rng(500 + draw)

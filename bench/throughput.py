@@ -469,6 +469,9 @@ async def measure(args: argparse.Namespace, stack: Stack) -> None:
     api_port = free_port()
     stack_env = {
         "TICKETFLOW_TEMPORAL_ADDRESS": address, "TICKETFLOW_DATABASE_URL": db_url, "TICKETFLOW_DATA_DIR": str(work),
+        # the FAQ model's ONNX export, made once (by this run if no earlier one did)
+        "TICKETFLOW_FAQ_MODEL_CACHE_DIR": os.environ.get("TICKETFLOW_FAQ_MODEL_CACHE_DIR",
+                                                         str(ROOT / "var" / "faq-models")),
         "TICKETFLOW_TASK_QUEUE": TICKET_QUEUE, "TICKETFLOW_FAQ_TASK_QUEUE": FAQ_QUEUE,
         "TICKETFLOW_API_PORT": str(api_port), "TICKETFLOW_API_HOST": "127.0.0.1",
         "TICKETFLOW_PAYLOAD_ENCRYPTION": str(args.encryption).lower(), "TICKETFLOW_PAYLOAD_KEY_FILE": str(key_file),

@@ -27,6 +27,9 @@ KB_FEATURES = ("neighbour", "kb_neighbour", "log_variants", "one_variant", "one_
 # is the margin to the runner-up, where a runner-up that was not retrieved counts as the
 # lowest similarity retrieved (not as 0, which made a lone candidate look certain).
 PRIOR_FEATURES = ("score", "gap", "semantic", "lexical", *KB_FEATURES)
+# A feature that hardly varies in the data (the knowledge base's shape is one value for all
+# its questions) still keeps this much of the prior's pull.
+_LEAST_SPREAD = 0.01
 # A calibrated model never claims certainty; a threshold of 1.0 therefore means "never".
 _LOWEST, _HIGHEST = 1e-6, 1.0 - 1e-6
 
@@ -36,10 +39,25 @@ class Calibrator(BaseModel):
     intercept: float
     weights: list[float]
 
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        return self.intercept + np.asarray(features, dtype=np.float64) @ np.asarray(self.weights)
+
     def confidence(self, features: np.ndarray) -> np.ndarray:
         """Probability that the best entry is right, for each row of ``features``."""
-        logits = self.intercept + np.asarray(features, dtype=np.float64) @ np.asarray(self.weights)
-        return np.clip(1.0 / (1.0 + np.exp(-logits)), _LOWEST, _HIGHEST)
+        return np.clip(1.0 / (1.0 + np.exp(-self.logits(features))), _LOWEST, _HIGHEST)
+
+    def rescaled(self, features: np.ndarray, correct: np.ndarray) -> Calibrator:
+        """The same ranking with its probabilities refitted on ``features`` and ``correct``
+        (Platt scaling of this model's logit, folded back into its coefficients).
+
+        A model fitted where questions the knowledge base cannot answer are over-represented
+        learns to tell them apart better, but its probabilities speak of that mix; rescaled
+        on the mix a knowledge base expects, they speak of that one again."""
+        logits = self.logits(features)[:, None]
+        platt = Calibrator.fit(logits, correct, names=("logit",))
+        slope = platt.weights[0]
+        return Calibrator(features=self.features, intercept=platt.intercept + slope * self.intercept,
+                          weights=[slope * w for w in self.weights])
 
     @classmethod
     def fit(
@@ -57,8 +75,10 @@ class Calibrator(BaseModel):
 
         With a ``prior`` (same feature names), the fit is its maximum a posteriori blend with
         the data: a Gaussian penalty of strength ``prior_weight`` pulls every coefficient,
-        intercept included, towards the prior's. A few held-out questions move it little;
-        thousands outweigh it, and the knowledge base's own evidence decides.
+        intercept (on centred features: the mean logit) included, towards the prior's,
+        measured by how far the change moves the logit across the data (each coefficient's
+        penalty is scaled by its feature's variance). A few held-out questions move it little; thousands outweigh it, and the
+        knowledge base's own evidence decides.
         """
         x = np.asarray(features, dtype=np.float64)
         y = np.asarray(correct, dtype=np.float64)
@@ -66,14 +86,22 @@ class Calibrator(BaseModel):
             names = prior.features
         if x.ndim != 2 or x.shape[1] != len(names) or len(x) != len(y) or len(y) == 0:
             raise ValueError(f"need one row of {len(names)} features per held-out question")
-        design = np.hstack([np.ones((len(x), 1)), x])
+        # With a prior, the fit runs on centred features: the intercept is then the mean
+        # logit, and pulling it towards the prior's does not also hold back a weight whose
+        # feature sits far from zero (a similarity of about 0.7).
+        mean = x.mean(axis=0) if prior is not None else np.zeros(x.shape[1])
+        design = np.hstack([np.ones((len(x), 1)), x - mean])
         if prior is None:
             centre = np.zeros(design.shape[1])
             penalty = np.full(design.shape[1], ridge)
             penalty[0] = 0.0
         else:
-            centre = np.array([prior.intercept, *prior.weights])
-            penalty = np.full(design.shape[1], prior_weight)
+            centre = np.array([prior.intercept + float(np.dot(prior.weights, mean)), *prior.weights])
+            # The pull is measured in what a coefficient does to the logit across the data:
+            # a feature that varies little (a similarity spans about 0.1) would otherwise be
+            # held to the prior far more firmly than one that varies a lot.
+            spread = np.maximum(x.var(axis=0), _LEAST_SPREAD)
+            penalty = prior_weight * np.concatenate([[1.0], spread])
         coefficients = centre.copy()
         for _ in range(100):
             p = 1.0 / (1.0 + np.exp(-(design @ coefficients)))
@@ -83,6 +111,7 @@ class Calibrator(BaseModel):
             coefficients -= step
             if np.max(np.abs(step)) < 1e-10:
                 break
+        coefficients[0] -= float(np.dot(coefficients[1:], mean))
         return cls(features=tuple(names), intercept=float(coefficients[0]), weights=[float(w) for w in coefficients[1:]])
 
 

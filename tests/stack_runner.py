@@ -52,7 +52,10 @@ class Up:
         # As a newcomer runs it: payloads encrypted, with the key `up` makes on its first start.
         self.env = {**env, "TICKETFLOW_PAYLOAD_ENCRYPTION": "true", "TICKETFLOW_DATA_DIR": str(data_dir), "TICKETFLOW_API_PORT": str(self.api_port),
                     "TICKETFLOW_TEMPORAL_PORT": str(temporal), "TICKETFLOW_TEMPORAL_UI_PORT": str(ui),
-                    "TICKETFLOW_SANDBOX_PORT": str(self.sandbox_port), "HF_HUB_OFFLINE": "1"}
+                    "TICKETFLOW_SANDBOX_PORT": str(self.sandbox_port), "HF_HUB_OFFLINE": "1",
+                    # the FAQ model's ONNX export is made once for the whole suite, not per stack
+                    "TICKETFLOW_FAQ_MODEL_CACHE_DIR": env.get("TICKETFLOW_FAQ_MODEL_CACHE_DIR",
+                                                              str(ROOT / "var" / "faq-models"))}
         self.proc: subprocess.Popen | None = None
 
     @property

