@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     sandbox_port: int = Field(
         default=8101, description="First of four ports `ticketflow up` gives the sandbox ERP, carrier, helpdesk, messaging."
     )
+    metrics_enabled: bool = Field(
+        default=True, description="Serve the API's Prometheus metrics at `/metrics` (requests by route; no ticket data).",
+    )
+    worker_metrics_address: str | None = Field(
+        default=None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):[0-9]{1,5}$",
+        description="host:port where a worker serves Prometheus metrics: cases, tasks, SLA warnings and breaches, "
+        "FAQ decisions, connector calls, and the Temporal SDK's own. Unset: none (`ticketflow up`: 127.0.0.1:9464).",
+    )
     auto_close_after: timedelta = Field(
         default=timedelta(days=3),
         description="Quiet period after which a resolved ticket closes (ISO 8601 duration or seconds).",

@@ -11,6 +11,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -48,12 +49,33 @@ def workflow_runner(*extra_modules: str) -> SandboxedWorkflowRunner:
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*SHARED_MODULES, *extra_modules))
 
 
-async def connect(settings: Settings, address: str | None = None) -> Client:
+async def connect(settings: Settings, address: str | None = None, *, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
         address or settings.temporal_address or f"127.0.0.1:{settings.temporal_port}",
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),  # encrypts what Temporal stores
+        runtime=runtime,
     )
+
+
+def metrics_runtime(address: str | None) -> Runtime | None:
+    """A Temporal runtime that serves Prometheus metrics at ``address`` (host:port): the
+    SDK's own (workflow and activity task latencies, poller counts, cache) and what cases
+    and activities count (``workflows/steps/metrics.py``, connector calls). None: no
+    metrics, the SDK's default runtime."""
+    if not address:
+        return None
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(
+            bind_address=address, counters_total_suffix=True, durations_as_seconds=True)))
+    except ValueError as exc:  # the address is taken, or cannot be bound here
+        raise MetricsAddressError(
+            f"cannot serve the worker's metrics at {address}: {exc}; set TICKETFLOW_WORKER_METRICS_ADDRESS to a free "
+            "host:port") from exc
+
+
+class MetricsAddressError(RuntimeError):
+    """The worker's metrics address cannot be served."""
 
 
 class TicketWorker:
@@ -107,7 +129,7 @@ async def run_worker(
 ) -> None:
     """Poll the ticket task queue (and with `faq`, the FAQ bot's queue too, which loads the
     embedding model in this process) until `stop` is set, or forever."""
-    client = client or await connect(settings)
+    client = client or await connect(settings, runtime=metrics_runtime(settings.worker_metrics_address))
     db = Database(settings.effective_database_url)
     stop = stop or asyncio.Event()
     with ThreadPoolExecutor(max_workers=settings.activity_threads, thread_name_prefix="activity") as executor:

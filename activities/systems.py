@@ -11,9 +11,11 @@ non-retryable type ``NotConfigured``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import SecretStr
@@ -63,11 +65,29 @@ def application_error(err: ConnectorError) -> ApplicationError:
 
 
 @contextmanager
-def connector_errors() -> Iterator[None]:
+def connector_errors(system: str) -> Iterator[None]:
+    """Turn a connector failure into the workflow's ``ApplicationError``, and count the call:
+    ``ticketflow_connector_calls_total`` and ``ticketflow_connector_call_duration_seconds`` by
+    system and result (``ok`` or the error type) on the worker's metrics; the activity's
+    meter adds its ``activity_type``."""
+    started = time.monotonic()
+    result = "ok"
     try:
         yield
     except ConnectorError as err:
+        result = err.error_type
         raise application_error(err) from err
+    except BaseException as err:
+        result = type(err).__name__
+        raise
+    finally:
+        if activity.in_activity():
+            labels = {"system": system, "result": result}
+            meter = activity.metric_meter()
+            meter.create_counter("ticketflow_connector_calls", "Calls to an external system").add(1, labels)
+            meter.create_histogram_timedelta(
+                "ticketflow_connector_call_duration_seconds", "Time a call to an external system took",
+            ).record(timedelta(seconds=time.monotonic() - started), labels)
 
 
 class SystemActivities:
@@ -120,7 +140,7 @@ class SystemActivities:
     @activity.defn(name="lookup_orders")
     def lookup_orders(self, req: OrdersLookup) -> OrdersResult:
         erp = _configured(self.orders, "erp", "TICKETFLOW_ORDERS_URL")
-        with connector_errors():
+        with connector_errors("erp"):
             customer = self._fanout.submit(_customer_or_none, erp, req.customer_id)
             listed = self._fanout.submit(erp.list_orders, req.customer_id)
             orders = sorted(listed.result(), key=lambda o: o.placed_at, reverse=True)
@@ -140,7 +160,7 @@ class SystemActivities:
         """
         self._authorize_refund(req)
         erp = _configured(self.orders, "erp", "TICKETFLOW_ORDERS_URL")
-        with connector_errors():
+        with connector_errors("erp"):
             order = erp.get_order(req.order_id)
             if order.customer_id != req.customer_id:
                 raise ApplicationError(
@@ -156,7 +176,7 @@ class SystemActivities:
     @activity.defn(name="get_refund")
     def get_refund(self, req: RefundLookup) -> Refund:
         erp = _configured(self.orders, "erp", "TICKETFLOW_ORDERS_URL")
-        with connector_errors():
+        with connector_errors("erp"):
             return erp.get_refund(req.refund_id)
 
     def _authorize_refund(self, req: RefundRequest) -> None:
@@ -178,13 +198,13 @@ class SystemActivities:
     @activity.defn(name="track_shipment")
     def track_shipment(self, req: ShipmentLookup) -> Shipment:
         carrier = _configured(self.logistics, "carrier", "TICKETFLOW_LOGISTICS_URL")
-        with connector_errors():
+        with connector_errors("carrier"):
             return carrier.track_shipment(req.tracking_number)
 
     @activity.defn(name="create_return_label")
     def create_return_label(self, req: ReturnLabelRequest) -> ReturnLabel:
         carrier = _configured(self.logistics, "carrier", "TICKETFLOW_LOGISTICS_URL")
-        with connector_errors():
+        with connector_errors("carrier"):
             label = carrier.create_return_label(req.order_id, req.skus, req.idempotency_key)
         activity.logger.info("return label %s for order %s of case %s", label.tracking_number, req.order_id,
                              req.ticket_id)
@@ -195,7 +215,7 @@ class SystemActivities:
         """The order's parcels by the shipper's reference: no tracking number needed, so the
         workflow can ask while the ERP is still looking the order up."""
         carrier = _configured(self.logistics, "carrier", "TICKETFLOW_LOGISTICS_URL")
-        with connector_errors():
+        with connector_errors("carrier"):
             return ShipmentsResult(shipments=carrier.find_shipments(req.reference))
 
     # --- Older helpdesk ------------------------------------------------------------------
@@ -203,14 +223,14 @@ class SystemActivities:
     @activity.defn(name="find_external_tickets")
     def find_external_tickets(self, req: ExternalTicketsLookup) -> ExternalTicketsResult:
         helpdesk = _configured(self.tickets, "helpdesk", "TICKETFLOW_HELPDESK_URL")
-        with connector_errors():
+        with connector_errors("helpdesk"):
             tickets = helpdesk.find_tickets(req.customer_id)
         return ExternalTicketsResult(tickets=sorted(tickets, key=lambda t: t.created_at, reverse=True))
 
     @activity.defn(name="mirror_ticket")
     def mirror_ticket(self, req: MirrorRequest) -> ExternalTicket:
         helpdesk = _configured(self.tickets, "helpdesk", "TICKETFLOW_HELPDESK_URL")
-        with connector_errors():
+        with connector_errors("helpdesk"):
             return helpdesk.mirror_ticket(req.ticket_id, req.customer_id, req.subject, req.body)
 
     # --- Chat platform -------------------------------------------------------------------
@@ -218,7 +238,7 @@ class SystemActivities:
     @activity.defn(name="send_chat_reply")
     def send_chat_reply(self, req: OutboundReply) -> ChatReplyReceipt:
         chat = _configured(self.messaging, "messaging", "TICKETFLOW_MESSAGING_URL")
-        with connector_errors():
+        with connector_errors("messaging"):
             sent = chat.send_reply(req.conversation_id, req.text, req.idempotency_key)
         return ChatReplyReceipt(message_id=sent.id, conversation_id=sent.conversation_id, status=sent.status,
                                 sent_at=sent.sent_at, idempotency_key=sent.idempotency_key)

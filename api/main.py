@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 from api.auth import TokenVerifier
 from api.routes import admin, agents, cases, codec, events, explain, health, tasks, tickets, webhooks
 from api.routes import faq
+from api import metrics
 from api.docs import serve_docs
 from api.temporal import TemporalGateway, WorkflowEngineUnavailable, is_unavailable
 from encryption import data_converter
@@ -145,6 +146,9 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
 
     routers = [health.router, tickets.router, cases.case_router(), tasks.router, webhooks.router, agents.router, events.router,
                faq.router, admin.router, codec.router, explain.router]
+    if settings.metrics_enabled:
+        metrics.install(app)
+        routers.append(metrics.router)
     for router in routers:
         app.include_router(router)
     routes = [route for router in routers for route in router.routes if isinstance(route, APIRoute)]

@@ -58,16 +58,21 @@ def worker(
 
     It also makes sure the hourly housekeeping schedule exists and follows its settings.
     Payloads are encrypted with the keys of TICKETFLOW_PAYLOAD_KEYS or the key file; it
-    refuses to start without them while TICKETFLOW_PAYLOAD_ENCRYPTION is on.
+    refuses to start without them while TICKETFLOW_PAYLOAD_ENCRYPTION is on. With
+    TICKETFLOW_WORKER_METRICS_ADDRESS set it serves Prometheus metrics there.
     """
     from migrations import upgrade
-    from worker import run_worker
+    from worker import MetricsAddressError, run_worker
 
     configure(verbose=verbose, log_format=log_format)
     settings = get_settings()
     require_keys(settings)
     upgrade(settings.effective_database_url)
-    asyncio.run(run_worker(settings, faq=faq))
+    try:
+        asyncio.run(run_worker(settings, faq=faq))
+    except MetricsAddressError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

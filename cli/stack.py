@@ -25,7 +25,7 @@ from migrations import upgrade
 from models.auth import Role
 from models.db import Database
 from settings import Settings
-from worker import connect, run_worker
+from worker import MetricsAddressError, connect, metrics_runtime, run_worker
 
 log = logging.getLogger("ticketflow.up")
 
@@ -148,6 +148,8 @@ def _audit_key(settings: Settings) -> str:
     return f"signed with {path}" + (" (created now: back it up)" if created else "")
 
 
+# Where `up`'s worker serves its metrics unless TICKETFLOW_WORKER_METRICS_ADDRESS says.
+UP_WORKER_METRICS = "127.0.0.1:9464"
 # How long a stopping worker may take to finish its running activities.
 WORKER_STOP_SECONDS = 30
 
@@ -162,6 +164,10 @@ def _banner(settings: Settings, api_url: str, embedded: bool, sandbox, key_note:
         print("  sandbox  " + "  ".join(f"{k}={v}" for k, v in sandbox.urls.items()), flush=True)
     print(f"  payloads {key_note}", flush=True)
     print(f"  archives {audit_note}  (ticketflow audit)", flush=True)
+    api = f"{api_url}/metrics (API)" if settings.metrics_enabled else "API metrics off"
+    worker = (f"http://{settings.worker_metrics_address}/metrics (worker)" if settings.worker_metrics_address
+              else "worker metrics off (see the log)")
+    print(f"  metrics  {api}, {worker}", flush=True)
 
 
 async def _demo(settings: Settings, db: Database, api_url: str, stopping) -> None:  # noqa: ANN001
@@ -214,7 +220,15 @@ async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> in
         db = Database(settings.effective_database_url)
         key_note = _payload_keys(settings)
         audit_note = _audit_key(settings)
-        client = await connect(settings)
+        if settings.worker_metrics_address is None:
+            settings = settings.model_copy(update={"worker_metrics_address": UP_WORKER_METRICS})
+        try:
+            runtime = metrics_runtime(settings.worker_metrics_address)
+        except MetricsAddressError as exc:  # optional here: the stack runs without them
+            log.warning("%s", exc)
+            runtime, settings = None, settings.model_copy(update={"worker_metrics_address": None})
+        # The worker shares this client, so its runtime serves the worker's metrics.
+        client = await connect(settings, runtime=runtime)
         api_url = f"http://{settings.api_host}:{settings.api_port}"
 
         server = _Server(uvicorn.Config(create_app(settings, db=db, temporal=client), host=settings.api_host,

@@ -46,6 +46,7 @@ class Up:
         base = free_ports(8)
         self.api_port, temporal, ui, self.sandbox_port = base, base + 1, base + 2, base + 4
         self.data_dir, self.log = data_dir, log
+        self.worker_metrics = f"127.0.0.1:{base + 3}"
         env = {k: v for k, v in os.environ.items()
                if k not in ("TICKETFLOW_DATABASE_URL", "TICKETFLOW_TEMPORAL_ADDRESS", "TICKETFLOW_PAYLOAD_KEYS",
                             "TICKETFLOW_PAYLOAD_KEY_FILE")}
@@ -53,6 +54,7 @@ class Up:
         self.env = {**env, "TICKETFLOW_PAYLOAD_ENCRYPTION": "true", "TICKETFLOW_DATA_DIR": str(data_dir), "TICKETFLOW_API_PORT": str(self.api_port),
                     "TICKETFLOW_TEMPORAL_PORT": str(temporal), "TICKETFLOW_TEMPORAL_UI_PORT": str(ui),
                     "TICKETFLOW_SANDBOX_PORT": str(self.sandbox_port), "HF_HUB_OFFLINE": "1",
+                    "TICKETFLOW_WORKER_METRICS_ADDRESS": self.worker_metrics,
                     # the FAQ model's ONNX export is made once for the whole suite, not per stack
                     "TICKETFLOW_FAQ_MODEL_CACHE_DIR": env.get("TICKETFLOW_FAQ_MODEL_CACHE_DIR",
                                                               str(ROOT / "var" / "faq-models"))}

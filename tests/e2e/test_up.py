@@ -70,6 +70,20 @@ async def test_up_serves_everything_stops_on_ctrl_c_and_carries_on_at_the_next_s
 
             before = await eventually(chat_ticket, timeout=60)
 
+            # Both kinds of process serve Prometheus metrics, at the addresses `up` prints.
+            assert f"{up.url}/metrics (API), http://{up.worker_metrics}/metrics (worker)" in up.output()
+            api_metrics = (await http.get("/metrics")).text
+            assert 'ticketflow_http_requests_total{method="GET",route="/tickets",status="200"}' in api_metrics
+
+            async def worker_counted():
+                page = (await http.get(f"http://{up.worker_metrics}/metrics")).text
+                opened = [line for line in page.splitlines() if line.startswith("ticketflow_cases_opened_total")]
+                return page if sum(float(line.rsplit(" ", 1)[1]) for line in opened) >= 4 else None
+
+            worker_page = await eventually(worker_counted, timeout=30)
+            assert 'ticketflow_connector_calls_total{' in worker_page and 'system="erp"' in worker_page
+            assert "temporal_workflow_task_" in worker_page
+
             opened = asyncio.Event()
             console = asyncio.create_task(follow_events(up.url, tokens["sam"], opened))
             await asyncio.wait_for(opened.wait(), 10)

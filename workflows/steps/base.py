@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows.steps import metrics
 from workflows.steps.sla import SlaSupervisor
 
 with workflow.unsafe.imports_passed_through():
@@ -41,6 +42,7 @@ PROJECTION = dict(
 # Marks code that projects changes instead of snapshots and continues as new; histories
 # recorded before it replay along the old path.
 BOUNDED_HISTORY_PATCH = "bounded-history"
+_SETTLED = (TicketStatus.resolved, TicketStatus.closed)
 
 
 class CaseBase:
@@ -102,6 +104,7 @@ class CaseBase:
         )
         self.opened(inp)
         self.record("opened", f"via {inp.channel.value}", department=inp.department, priority=inp.priority.value)
+        metrics.count("cases_opened", case_type=self.CASE_TYPE, channel=inp.channel.value)
         return self.state
 
     def opened(self, inp: TicketInput) -> None:
@@ -145,6 +148,8 @@ class CaseBase:
         s.status = status
         self.record("status", f"{previous.value} -> {status.value}" + (f": {detail}" if detail else ""), **data)
         self.sla.follow(previous, status)
+        if status in _SETTLED and previous not in _SETTLED:
+            metrics.count("cases_closed", case_type=s.case_type, status=status.value)
 
     async def resolve(self, resolution: str, detail: str = "") -> None:
         """The case is settled: say how, and show it."""

@@ -12,6 +12,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows.steps import metrics
 from workflows.steps.conversation import Conversation
 
 with workflow.unsafe.imports_passed_through():
@@ -48,7 +49,9 @@ class FaqBot(Conversation):
             )
         except ActivityError as err:
             self.record("faq_unavailable", str(err.cause or err))
+            metrics.count("faq_decisions", decision="unavailable")
             return None
+        metrics.count("faq_decisions", decision=result.decision.value)
         best = result.best
         why = f"; {result.escalation_reason}" if result.escalation_reason else ""
         self.record(

@@ -23,11 +23,14 @@ with workflow.unsafe.imports_passed_through():
     from sla.clock import SlaClock, SlaEvent, SlaEventKind
     from sla.policy import MoveToQueue, Notify, RaisePriority, SlaTargetKind
 
+from workflows.steps import metrics
+
 if TYPE_CHECKING:
     from workflows.steps.base import CaseBase
 
 # While the customer is asked something, the clock does not run.
 WAITING_ON_CUSTOMER = (TicketStatus.waiting_customer, TicketStatus.bot_answered)
+_COUNTED = {SlaEventKind.warned: "sla_warnings", SlaEventKind.breached: "sla_breaches"}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -101,6 +104,8 @@ class SlaSupervisor:
         for event in events:
             case.record(f"sla_{event.kind.value}", f"{event.target.value}: {event.detail}".rstrip(": "),
                         target=event.target.value)
+            if event.kind in _COUNTED:
+                metrics.count(_COUNTED[event.kind], target=event.target.value, department=case.snapshot.department)
             if event.kind == SlaEventKind.breached:
                 self._escalate(event.target)
         self._changes += 1

@@ -20,6 +20,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from workflows.steps import metrics
 from workflows.steps.base import CaseBase
 
 with workflow.unsafe.imports_passed_through():
@@ -126,6 +127,7 @@ class HumanTasks(CaseBase):
         self.tasks[task.task_id] = task
         self.set_status(TicketStatus.awaiting_agent)
         self.record("task_created", f"{kind} in queue {queue}", task_id=task.task_id, priority=priority.value)
+        metrics.count("tasks_created", case_type=s.case_type, queue=queue, kind=kind)
         await self.publish_task(task)
         await self.publish()
         return await self.wait_for_task(task, route=self.input.policy.auto_assign)
@@ -136,7 +138,12 @@ class HumanTasks(CaseBase):
         """Apply `changes` to `task`, move the case to `case_status` if given, record `kind`
         on the timeline (and the `authorized` decisions behind it), show both in the read
         model (the case only if `publish`), and wake the steps that wait on the task."""
+        before = task.status
         self.change_task(task, **changes)
+        if task.status != before and task.status == TaskStatus.claimed:
+            metrics.count("tasks_claimed", queue=task.queue)
+        elif task.status != before and task.status == TaskStatus.completed:
+            metrics.count("tasks_completed", queue=task.queue, outcome=task.outcome or "")
         if case_status is not None:
             self.set_status(case_status)
         self.record(kind, detail, task_id=task.task_id, **(data or {}))
