@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     sandbox_port: int = Field(
         default=8101, description="First of four ports `ticketflow up` gives the sandbox ERP, carrier, helpdesk, messaging."
     )
+    session_idle_timeout: timedelta = Field(
+        default=timedelta(minutes=30), gt=timedelta(0),
+        description="A console session ends after this long without a request (ISO 8601 duration or seconds).",
+    )
+    session_max_age: timedelta = Field(
+        default=timedelta(hours=12), gt=timedelta(0),
+        description="A console session ends this long after sign-in, however busy (ISO 8601 duration or seconds).",
+    )
+    session_cookie_secure: bool = Field(
+        default=False,
+        description="Send the console's session cookie over HTTPS only: set it wherever the API is served behind TLS.",
+    )
     metrics_enabled: bool = Field(
         default=True, description="Serve the API's Prometheus metrics at `/metrics` (requests by route; no ticket data).",
     )

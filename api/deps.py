@@ -14,7 +14,7 @@ from api.auth import TokenVerifier
 from workflows import registry
 from models.auth import AccessDecision, Principal
 from models.db import Database
-from policies import Authorizer, Reach, Resource
+from policies import Authorizer, Reach, Resource, people
 from settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `ticketflow token create` or `POST /admin/tokens`.")
@@ -45,13 +45,21 @@ async def get_temporal(request: Request) -> Client:
     return await request.app.state.temporal.client()
 
 
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
 async def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
+    """The caller: by API token (`Authorization: Bearer`), else by the console's session
+    cookie, whose changes must carry the session's CSRF token."""
+    if credentials is None and request.cookies.get(people.COOKIE):
+        return await _session_principal(request)
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "missing bearer token: send `Authorization: Bearer <token>` (create one with `ticketflow token create`)",
+            "missing bearer token: send `Authorization: Bearer <token>` (create one with `ticketflow token create`)"
+            " or sign in (`POST /auth/session`)",
             headers={"WWW-Authenticate": "Bearer"},
         )
     verifier: TokenVerifier = request.app.state.tokens
@@ -62,6 +70,18 @@ async def current_principal(
             headers={"WWW-Authenticate": "Bearer"},
         )
     return principal
+
+
+async def _session_principal(request: Request) -> Principal:
+    settings: Settings = request.app.state.settings
+    row = await request.app.state.db.run(people.session_for, request.cookies[people.COOKIE],
+                                         idle=settings.session_idle_timeout, max_age=settings.session_max_age)
+    if row is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "your session ended (signed out, idle or too old): sign in again",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if request.method not in _SAFE_METHODS and not people.csrf_matches(row, request.headers.get("X-CSRF-Token")):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, people.CSRF_REFUSED)
+    return Principal(name=row.user)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 
 from api.auth import TokenVerifier
 from api.routes import admin, agents, cases, codec, events, explain, health, tasks, tickets, webhooks
-from api.routes import faq
+from api.routes import faq, sessions
 from api import metrics
 from api.docs import serve_docs
 from api.temporal import TemporalGateway, WorkflowEngineUnavailable, is_unavailable
@@ -145,7 +145,7 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
                             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
     routers = [health.router, tickets.router, cases.case_router(), tasks.router, webhooks.router, agents.router, events.router,
-               faq.router, admin.router, codec.router, explain.router]
+               faq.router, admin.router, codec.router, explain.router, sessions.router]
     if settings.metrics_enabled:
         metrics.install(app)
         routers.append(metrics.router)

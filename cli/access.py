@@ -24,7 +24,8 @@ T = TypeVar("T")
 
 policy_app = typer.Typer(help="The policy: its rules (show, export, import, diff) and who holds which role "
                               "where (grant, revoke).", no_args_is_help=True)
-user_app = typer.Typer(help="Users: create, list, show, disable.", no_args_is_help=True)
+user_app = typer.Typer(help="Users: create, list, show, disable, set a password or invite to set one.",
+                       no_args_is_help=True)
 token_app = typer.Typer(help="API tokens: create, list, revoke, rotate.", no_args_is_help=True)
 department_app = typer.Typer(help="Departments (task queues; the places roles are held in): add, list.",
                              no_args_is_help=True)
@@ -220,6 +221,42 @@ def user_disable(name: Annotated[str, typer.Argument(help="The user's name.")]) 
     """Disable a user and revoke every token they hold; their memberships stay for the record."""
     view, revoked = _run(_disable, CLI_ACTOR, name)
     typer.echo(f"disabled {view.name}; {revoked} token(s) revoked")
+
+
+@user_app.command("set-password")
+def user_set_password(
+    name: Annotated[str, typer.Argument(help="The user's name.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input "
+                                                  "(one line) instead of asking for it twice.")] = False,
+) -> None:
+    """Set the password a person signs in to the console with (at least 12 characters); their
+    open sessions end. To let them choose it themselves, send an invite instead."""
+    import sys
+
+    from policies import people
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    _run(people.set_password, CLI_ACTOR, name, password)
+    typer.echo(f"password set for {name}; their console sessions ended")
+
+
+@user_app.command("invite")
+def user_invite(
+    name: Annotated[str, typer.Argument(help="The user's name.")],
+    valid_hours: Annotated[int, typer.Option("--valid-hours", min=1, max=24 * 30,
+                                             help="How long the invite may be used.")] = 72,
+) -> None:
+    """A one-time invite that lets a person set their own password: they send it with their
+    new password to `POST /auth/invite`. Printed once; only its hash is kept."""
+    from datetime import timedelta
+
+    from policies import people
+
+    token = _run(people.create_invite, CLI_ACTOR, name, timedelta(hours=valid_hours))
+    typer.echo(f"invite for {name}, valid {valid_hours} h, usable once:\n{token}")
 
 
 # --- tokens ----------------------------------------------------------------------------------

@@ -86,6 +86,37 @@ class UserAccount(SQLModel, table=True):
     display_name: str = SQLField(default="", max_length=200)
     created_at: datetime
     disabled_at: datetime | None = None
+    # Signing in to the console (policies/people.py): an argon2 hash, and the throttle on
+    # wrong passwords.
+    password_hash: str | None = SQLField(default=None, max_length=200)
+    password_set_at: datetime | None = None
+    failed_sign_ins: int = 0
+    locked_until: datetime | None = None
+
+
+class WebSession(SQLModel, table=True):
+    """A person signed in through the console: the cookie holds the secret, this row its
+    sha256, so a database dump signs nobody in."""
+
+    __tablename__ = "web_session"
+
+    token_hash: str = SQLField(primary_key=True, max_length=64)
+    user: str = SQLField(index=True, max_length=100, foreign_key="user_account.name")
+    csrf_token: str = SQLField(max_length=64)
+    created_at: datetime
+    last_seen_at: datetime
+
+
+class PasswordInvite(SQLModel, table=True):
+    """A one-time link that lets a person set their password."""
+
+    __tablename__ = "password_invite"
+
+    token_hash: str = SQLField(primary_key=True, max_length=64)
+    user: str = SQLField(index=True, max_length=100, foreign_key="user_account.name")
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
 
 
 class Department(SQLModel, table=True):

@@ -115,6 +115,8 @@ def requests(world: dict) -> dict[tuple[str, str], tuple[str, dict]]:
         ("POST", "/admin/tokens/{token_id}/rotate"): {"json": {}},
         ("POST", "/codec/decode"): {"json": {"payloads": []}},
         ("POST", "/codec/encode"): {"json": {"payloads": []}},
+        ("POST", "/auth/session"): {"json": {"user": "ana", "password": "not her password"}},
+        ("POST", "/auth/invite"): {"json": {"token": "tfi_no-such-invite", "password": "long enough secret"}},
     }
     return calls
 

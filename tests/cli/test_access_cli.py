@@ -168,3 +168,34 @@ def test_every_command_has_help(command):
     result = CliRunner().invoke(app, [*command.split(), "--help"])
 
     assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+def test_a_password_is_set_from_stdin_and_a_short_one_is_refused(cli_database):
+    from policies import people
+
+    runner = CliRunner()
+    runner.invoke(app, ["user", "create", "pat"], catch_exceptions=False)
+
+    short = runner.invoke(app, ["user", "set-password", "pat", "--password-stdin"], input="short\n")
+    done = runner.invoke(app, ["user", "set-password", "pat", "--password-stdin"], input="a long enough secret\n")
+
+    assert short.exit_code == 2 and "at least 12 characters" in short.output
+    assert done.exit_code == 0 and "password set for pat" in done.output
+    db = Database(cli_database)
+    try:
+        password_hash, wait = db.call(people.sign_in_check, "pat")
+    finally:
+        db.dispose()
+    assert wait is None and people.password_matches(password_hash, "a long enough secret")
+    assert "a long enough secret" not in password_hash
+
+
+def test_an_invite_is_printed_once_for_a_known_user(ticketflow, cli_database):
+    ticketflow("user", "create", "pat")
+
+    invite = ticketflow("user", "invite", "pat", "--valid-hours", "24")
+    unknown = ticketflow("user", "invite", "nobody")
+
+    assert invite.exit_code == 0 and "valid 24 h" in invite.output
+    assert invite.output.strip().splitlines()[-1].startswith("tfi_")
+    assert unknown.exit_code == 2 and "unknown user 'nobody'" in unknown.output
