@@ -98,6 +98,28 @@ def _demo_tokens(settings: Settings, db: Database) -> dict[str, str]:
     return tokens
 
 
+# The people of the demo who sign in with a password (POST /auth/session): an agent and a supervisor.
+DEMO_SIGN_INS = ("ana", "sam")
+
+
+def _demo_passwords(settings: Settings, db: Database) -> dict[str, str]:
+    """Passwords for the demo agent and supervisor, made once and kept in the data directory
+    (local use only), like the demo tokens."""
+    import secrets
+
+    from policies import people
+
+    path = settings.data_dir / "demo-passwords.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    passwords = {user: secrets.token_urlsafe(12) for user in DEMO_SIGN_INS}
+    for user, password in passwords.items():
+        db.call(people.set_password, "up", user, password)
+    path.write_text(json.dumps(passwords, indent=2))
+    path.chmod(0o600)
+    return passwords
+
+
 def _demo_setup(db: Database) -> None:
     """A knowledge base for the FAQ bot and routing profiles for the demo agents, once."""
     from faq.knowledge_base import seed_demo_kb
@@ -187,6 +209,11 @@ async def _demo(settings: Settings, db: Database, api_url: str, stopping) -> Non
     print(f"  demo tokens (also in {settings.data_dir / 'demo-tokens.json'}):", flush=True)
     for user, token in tokens.items():
         print(f"    {user:<10} {token}", flush=True)
+    passwords = await asyncio.to_thread(_demo_passwords, settings, db)
+    print(f"  demo sign-in (POST {api_url}/auth/session; also in {settings.data_dir / 'demo-passwords.json'}):",
+          flush=True)
+    for user, password in passwords.items():
+        print(f"    {user:<10} {password}", flush=True)
 
 
 async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> int:

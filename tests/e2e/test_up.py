@@ -9,6 +9,7 @@ waiting for an agent when the stack stopped is worked to resolution."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 
@@ -83,6 +84,12 @@ async def test_up_serves_everything_stops_on_ctrl_c_and_carries_on_at_the_next_s
             worker_page = await eventually(worker_counted, timeout=30)
             assert 'ticketflow_connector_calls_total{' in worker_page and 'system="erp"' in worker_page
             assert "temporal_workflow_task_" in worker_page
+
+            # The demo supervisor signs in with the password `up` printed.
+            passwords = json.loads((up.data_dir / "demo-passwords.json").read_text())
+            assert f"sam        {passwords['sam']}" in up.output()
+            signed_in = await http.post("/auth/session", json={"user": "sam", "password": passwords["sam"]})
+            assert signed_in.status_code == 200 and "tf_session" in signed_in.cookies
 
             opened = asyncio.Event()
             console = asyncio.create_task(follow_events(up.url, tokens["sam"], opened))
