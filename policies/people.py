@@ -193,10 +193,11 @@ def csrf_matches(row: WebSession, sent: str | None) -> bool:
     return sent is not None and hmac.compare_digest(row.csrf_token.encode(), sent.encode())
 
 
-def prune_sessions(session: Session, *, idle: timedelta, max_age: timedelta) -> int:
-    """Delete sessions past their idle time or age; returns how many."""
+def prune_sessions(session: Session, user: str, *, idle: timedelta, max_age: timedelta) -> int:
+    """Delete ``user``'s sessions past their idle time or age (each sign-in tidies its
+    person's); returns how many."""
     now = utcnow()
-    stale = session.exec(select(WebSession).where(
+    stale = session.exec(select(WebSession).where(WebSession.user == user).where(
         (WebSession.last_seen_at < now - idle) | (WebSession.created_at < now - max_age))).all()  # type: ignore[operator]
     for row in stale:
         session.delete(row)

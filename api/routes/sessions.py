@@ -49,6 +49,8 @@ async def sign_in(body: SignIn, response: Response, db: DbDep, settings: Setting
     result = await db.run(people.record_sign_in, body.user, matched, body.password) if password_hash else None
     if not isinstance(result, people.SignedIn):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, people.WRONG)
+    await db.run(people.prune_sessions, result.user, idle=settings.session_idle_timeout,
+                 max_age=settings.session_max_age)
     response.set_cookie(COOKIE, result.token, httponly=True, samesite="strict", secure=settings.session_cookie_secure,
                         max_age=int(settings.session_max_age.total_seconds()), path="/")
     return SessionView(user=result.user, csrf_token=result.csrf_token,

@@ -115,6 +115,18 @@ async def test_a_session_ends_when_idle(http, person, db):
     assert db.call(lambda s: s.exec(select(WebSession).where(WebSession.user == person)).all()) == []  # deleted
 
 
+async def test_a_sign_in_tidies_away_the_persons_ended_sessions(http, person, db):
+    await sign_in(http, person)
+
+    def age(session):
+        session.execute(update(WebSession).where(WebSession.user == person)
+                        .values(created_at=utcnow() - timedelta(hours=13)))
+
+    db.call(age)
+    assert (await sign_in(http, person)).status_code == 200
+    assert len(db.call(lambda s: s.exec(select(WebSession).where(WebSession.user == person)).all())) == 1
+
+
 async def test_sign_out_needs_the_csrf_token_and_ends_the_session(http, person):
     csrf = (await sign_in(http, person)).json()["csrf_token"]
     cookie = http.cookies.get("tf_session")
