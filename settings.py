@@ -41,11 +41,12 @@ class Settings(BaseSettings):
         default=8101, description="First of four ports `ticketflow up` gives the sandbox ERP, carrier, helpdesk, messaging."
     )
     session_idle_timeout: timedelta = Field(
-        default=timedelta(minutes=30), gt=timedelta(0),
-        description="A console session ends after this long without a request (ISO 8601 duration or seconds).",
+        default=timedelta(minutes=30), ge=timedelta(minutes=2),
+        description="A console session ends after this long without a request (ISO 8601 duration or seconds; "
+        "at least 2 minutes).",
     )
     session_max_age: timedelta = Field(
-        default=timedelta(hours=12), gt=timedelta(0),
+        default=timedelta(hours=12), ge=timedelta(minutes=2),
         description="A console session ends this long after sign-in, however busy (ISO 8601 duration or seconds).",
     )
     session_cookie_secure: bool = Field(

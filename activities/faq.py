@@ -43,9 +43,9 @@ class FaqActivities:
 
     def load_model(self) -> None:
         """Load the embedding model now rather than on the first question (logs its progress)."""
+        limit_model_threads(self.model_threads)  # first: a model loaded later takes it too
         try:
             load_encoder()
-            limit_model_threads(self.model_threads)
         except FaqModelError as exc:
             log.error("the FAQ bot cannot answer on this worker: %s", exc)
 

@@ -93,6 +93,9 @@ def api(
     settings = get_settings()
     require_keys(settings)
     upgrade(settings.effective_database_url)
+    if workers > 1 and settings.metrics_enabled:
+        typer.echo(f"warning: the {workers} API processes count requests apart, and /metrics answers from whichever "
+                   "process takes the scrape; run one process per container (or port) to scrape each", err=True)
     from api.main import SHUTDOWN_GRACE_SECONDS
 
     # log_config=None: uvicorn logs through the handler configured above (text or JSON).

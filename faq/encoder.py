@@ -123,6 +123,10 @@ def load_encoder(model: str = DEFAULT_MODEL, *, device: str = "cpu") -> Encoder:
             raise FaqModelError(f"cannot load FAQ embedding model {model!r}{hint}: {exc}") from exc
         if base != model:
             _quantize_int8(encoder, device)
+        if _threads is not None:  # a worker that set its thread count before this model loaded
+            import torch
+
+            torch.set_num_threads(_threads)
         seconds = time.perf_counter() - started
         log.info("loaded FAQ embedding model %s in %.1f s", model, seconds)
         _loaded[key] = encoder

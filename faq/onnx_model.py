@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -98,9 +100,28 @@ def load_onnx_int8(model_dir: Path, cache_dir: Path, *, threads: int) -> OnnxEnc
     key = _cache_key(model_dir)
     model_file = cache_dir / f"{model_dir.name}-{key}-int8.onnx"
     if not model_file.exists():
-        export_int8(model_dir, model_file)
-    return OnnxEncoder(model_file, model_dir, max_length=config["max_length"], dimension=config["dimension"],
-                       threads=threads)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        # Workers sharing the directory export one after another, and only the first does.
+        with open(cache_dir / ".export.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if not model_file.exists():
+                    _remove_scratch(cache_dir)
+                    export_int8(model_dir, model_file)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    try:
+        return OnnxEncoder(model_file, model_dir, max_length=config["max_length"], dimension=config["dimension"],
+                           threads=threads)
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime and tokenizers raise their own kinds
+        raise OnnxModelError(f"cannot run {model_file.name} on ONNX Runtime: {exc}") from exc
+
+
+def _remove_scratch(cache_dir: Path) -> None:
+    """Scratch left by an export that was killed (only ever called under the export lock)."""
+    for path in cache_dir.glob("tmp*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _model_config(model_dir: Path) -> dict:

@@ -86,12 +86,9 @@ class UserAccount(SQLModel, table=True):
     display_name: str = SQLField(default="", max_length=200)
     created_at: datetime
     disabled_at: datetime | None = None
-    # Signing in to the console (policies/people.py): an argon2 hash, and the throttle on
-    # wrong passwords.
+    # Signing in to the console (policies/people.py): an argon2 hash.
     password_hash: str | None = SQLField(default=None, max_length=200)
     password_set_at: datetime | None = None
-    failed_sign_ins: int = 0
-    locked_until: datetime | None = None
 
 
 class WebSession(SQLModel, table=True):
@@ -105,6 +102,17 @@ class WebSession(SQLModel, table=True):
     csrf_token: str = SQLField(max_length=64)
     created_at: datetime
     last_seen_at: datetime
+
+
+class SignInThrottle(SQLModel, table=True):
+    """Sign-in attempts per name since its last success, and until when it is locked. Kept
+    for any name tried, known or not, so that a lock says nothing about who exists."""
+
+    __tablename__ = "sign_in_throttle"
+
+    name: str = SQLField(primary_key=True, max_length=100)
+    attempts: int = 0
+    locked_until: datetime | None = None
 
 
 class PasswordInvite(SQLModel, table=True):

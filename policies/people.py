@@ -8,9 +8,10 @@ on wrong passwords. API tokens stay what integrations use.
 - A session is a random secret in an HttpOnly cookie; the database keeps only its sha256
   and a CSRF token the console sends back on every change. It ends after the idle time or
   the longest age in the settings, at sign-out, or when the person is disabled.
-- Wrong passwords: from the ``FREE_FAILURES``-th in a row, each locks the account for twice
-  as long as the one before, from 30 s up to 15 minutes. Someone who guesses can only
-  delay a person's sign-in this way, never learn more than one guess per lock.
+- Attempts are counted per name, known or not, before the password is checked: from the
+  ``FREE_FAILURES``-th in a row without success, each admitted attempt locks the name for
+  twice as long as the one before, from 30 s up to 15 minutes. Someone guessing, however
+  many guesses they send at once, gets one per lock, and can only delay a person's sign-in.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlmodel import Session, select
 
-from models.auth import PasswordInvite, UserAccount, WebSession
+from models.auth import PasswordInvite, SignInThrottle, UserAccount, WebSession
 from models.db import utcnow
 from policies.store import AccessInputError, _audit, _aware, _existing_user, hash_token
 
@@ -76,12 +77,14 @@ def set_password(session: Session, actor: str, user: str, password: str, *, hash
     loop); every session they had ends."""
     account = _existing_user(session, user)
     check_password(password)
+    now = utcnow()
     account.password_hash = hashed or hasher().hash(password)
-    account.password_set_at = utcnow()
-    account.failed_sign_ins = 0
-    account.locked_until = None
+    account.password_set_at = now
     session.add(account)
     session.execute(delete(WebSession).where(WebSession.user == user))  # type: ignore[arg-type]
+    # an invite still open would let whoever holds it choose another password
+    session.execute(update(PasswordInvite).where(PasswordInvite.user == user, PasswordInvite.used_at.is_(None))  # type: ignore[union-attr]
+                    .values(used_at=now))
     _audit(session, actor, "user.password", f"user:{user}", None, {"password": "set"})
 
 
@@ -99,32 +102,67 @@ def create_invite(session: Session, actor: str, user: str, valid_for: timedelta 
     return token
 
 
-def redeem_invite(session: Session, token: str, password: str, *, hashed: str | None = None) -> str:
-    """Set the password of the invite's person; the invite is spent. Returns the user."""
-    check_password(password)
+def invite_user(session: Session, token: str) -> str:
+    """The person of a live invite (unknown, used, expired or disabled: refused)."""
     invite = session.get(PasswordInvite, hash_token(token)) if token.startswith(INVITE_PREFIX) else None
-    if invite is None or invite.used_at is not None or _aware(invite.expires_at) <= utcnow():
+    account = session.get(UserAccount, invite.user) if invite is not None else None
+    if (invite is None or invite.used_at is not None or _aware(invite.expires_at) <= utcnow()
+            or account is None or account.disabled_at is not None):
         raise AccessInputError("token", "this invite is unknown, used or expired: ask an admin for a new one")
-    invite.used_at = utcnow()
-    session.add(invite)
-    set_password(session, f"invite:{invite.user}", invite.user, password, hashed=hashed)
     return invite.user
 
 
+def redeem_invite(session: Session, token: str, password: str, *, hashed: str | None = None) -> str:
+    """Set the password of the invite's person; the invite is spent, once however many ask at
+    the same moment. Returns the user."""
+    check_password(password)
+    user = invite_user(session, token)
+    spent = session.execute(update(PasswordInvite).where(
+        PasswordInvite.token_hash == hash_token(token), PasswordInvite.used_at.is_(None))  # type: ignore[union-attr]
+        .values(used_at=utcnow())).rowcount
+    if spent != 1:
+        raise AccessInputError("token", "this invite is unknown, used or expired: ask an admin for a new one")
+    set_password(session, f"invite:{user}", user, password, hashed=hashed)
+    return user
+
+
 def sign_in_check(session: Session, user: str) -> tuple[str | None, int | None]:
-    """What checking ``user``'s password needs: their password hash (None: no such person
-    may sign in), and the seconds they must still wait after too many wrong ones.
+    """Count an attempt for the name ``user`` and say what checking its password needs: the
+    password hash (None: nobody of that name may sign in), or the seconds to wait while the
+    name is locked.
 
     Signing in is three steps, so that the slow hash check (about 50 ms of CPU) runs on a
     worker thread and not inside a database transaction: this, ``password_matches``, and
-    ``record_sign_in``."""
-    account = session.get(UserAccount, user) if 0 < len(user) <= 100 else None
-    if account is None or account.disabled_at is not None or account.password_hash is None:
-        return None, None
+    ``record_sign_in``. The attempt counts here, before its check, in one atomic update:
+    guesses sent all at once are counted as they arrive, and from the ``FREE_FAILURES``-th in
+    a row each admitted attempt locks the name for the next. Names nobody has are counted
+    alike, so a lock says nothing about who exists."""
     now = utcnow()
-    if account.locked_until is not None and _aware(account.locked_until) > now:
-        return account.password_hash, int((_aware(account.locked_until) - now).total_seconds()) + 1
+    _count_attempt(session, user)
+    throttle = session.get(SignInThrottle, user)
+    session.refresh(throttle)
+    if throttle.locked_until is not None and _aware(throttle.locked_until) > now:
+        return None, int((_aware(throttle.locked_until) - now).total_seconds()) + 1
+    beyond = throttle.attempts - FREE_FAILURES
+    if beyond >= 0:
+        throttle.locked_until = now + min(FIRST_LOCK * (2 ** min(beyond, 10)), LONGEST_LOCK)
+        session.add(throttle)
+    account = session.get(UserAccount, user)
+    if account is None or account.disabled_at is not None:
+        return None, None
     return account.password_hash, None
+
+
+def _count_attempt(session: Session, user: str) -> None:
+    table = SignInThrottle.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(name=user, attempts=1)
+    session.execute(statement.on_conflict_do_update(index_elements=[table.c.name],
+                                                    set_={"attempts": table.c.attempts + 1}))
 
 
 def password_matches(password_hash: str | None, password: str) -> bool:
@@ -139,25 +177,23 @@ def password_matches(password_hash: str | None, password: str) -> bool:
     return _verify(password_hash, password)
 
 
-def record_sign_in(session: Session, user: str, matched: bool, password: str) -> SignedIn | SignInRefused:
-    """Open a session after a matching password, or count a wrong one (locking the account
-    from the ``FREE_FAILURES``-th in a row)."""
-    account = session.get(UserAccount, user) if 0 < len(user) <= 100 else None
-    if account is None or account.disabled_at is not None or account.password_hash is None:
-        return SignInRefused(WRONG)
+def record_sign_in(session: Session, user: str, checked_hash: str | None, matched: bool,
+                   password: str) -> SignedIn | SignInRefused:
+    """Open a session after a matching password (the count of attempts starts afresh), or
+    refuse. A match no longer counts if the password changed (or the person was disabled)
+    while it was checked."""
+    account = session.get(UserAccount, user)
+    throttle = session.get(SignInThrottle, user)
     now = utcnow()
-    if not matched:
-        account.failed_sign_ins += 1
-        beyond = account.failed_sign_ins - FREE_FAILURES
-        if beyond >= 0:
-            account.locked_until = now + min(FIRST_LOCK * (2 ** min(beyond, 10)), LONGEST_LOCK)
-        session.add(account)
+    if (not matched or checked_hash is None or account is None or account.disabled_at is not None
+            or account.password_hash != checked_hash):
         return SignInRefused(WRONG)
     if hasher().check_needs_rehash(account.password_hash):
         account.password_hash = hasher().hash(password)
-    account.failed_sign_ins = 0
-    account.locked_until = None
-    session.add(account)
+        session.add(account)
+    if throttle is not None:
+        throttle.attempts, throttle.locked_until = 0, None
+        session.add(throttle)
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     session.add(WebSession(token_hash=hash_token(token), user=user, csrf_token=csrf, created_at=now, last_seen_at=now))

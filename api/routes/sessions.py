@@ -5,6 +5,8 @@ integrations use and need no CSRF token."""
 
 from __future__ import annotations
 
+import threading
+
 import anyio
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
@@ -15,6 +17,14 @@ from policies.store import AccessInputError
 
 router = APIRouter(prefix="/auth", tags=["sign-in"])
 COOKIE = people.COOKIE
+# argon2 takes about 50 ms of CPU and 64 MiB per hash: at most this many at once per process,
+# whoever sends how many sign-ins.
+HASHING = threading.BoundedSemaphore(2)
+
+
+def _hashing(fn, *args):  # noqa: ANN001, ANN202
+    with HASHING:
+        return fn(*args)
 
 
 class SignIn(BaseModel):
@@ -40,13 +50,14 @@ _WRONG = {"description": "Wrong user name or password."}
              responses={401: _WRONG, 429: {"description": "Too many wrong passwords; `Retry-After` says how long."}})
 async def sign_in(body: SignIn, response: Response, db: DbDep, settings: SettingsDep) -> SessionView:
     """Check the password and open a session (its secret in the `tf_session` cookie). From
-    the fifth wrong password in a row the account locks for 30 s, doubling up to 15 minutes."""
+    the fifth attempt in a row without success the name locks for 30 s, doubling up to 15
+    minutes."""
     password_hash, wait = await db.run(people.sign_in_check, body.user)
     if wait is not None:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, f"too many wrong passwords: try again in {wait} s",
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, f"too many attempts: try again in {wait} s",
                             headers={"Retry-After": str(wait)})
-    matched = await anyio.to_thread.run_sync(people.password_matches, password_hash, body.password)
-    result = await db.run(people.record_sign_in, body.user, matched, body.password) if password_hash else None
+    matched = await anyio.to_thread.run_sync(_hashing, people.password_matches, password_hash, body.password)
+    result = await db.run(people.record_sign_in, body.user, password_hash, matched, body.password)
     if not isinstance(result, people.SignedIn):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, people.WRONG)
     await db.run(people.prune_sessions, result.user, idle=settings.session_idle_timeout,
@@ -86,7 +97,8 @@ async def sign_out(request: Request, db: DbDep, settings: SettingsDep) -> Respon
 async def redeem_invite(body: InviteRedeem, db: DbDep) -> Response:
     try:
         people.check_password(body.password)
-        hashed = await anyio.to_thread.run_sync(people.hasher().hash, body.password)
+        await db.run(people.invite_user, body.token)  # before any hashing: a made-up invite costs nothing
+        hashed = await anyio.to_thread.run_sync(_hashing, people.hasher().hash, body.password)
         await db.run(people.redeem_invite, body.token, body.password, hashed=hashed)
     except AccessInputError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -1,12 +1,12 @@
-"""Console sign-in: passwords, one-time invites, web sessions
+"""Console sign-in: passwords, one-time invites, web sessions, the sign-in throttle
 
 Revision ID: 0017
 Revises: 0016
 Create Date: 2026-12-01
 
-People sign in to the console with a password (an argon2 hash on their user account, with a
-throttle on wrong ones), set it through a one-time invite, and keep a server-side session
-whose secret only the browser's cookie holds.
+People sign in to the console with a password (an argon2 hash on their user account), set
+it through a one-time invite, and keep a server-side session whose secret only the
+browser's cookie holds. Attempts are counted per name tried, known or not.
 """
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('sign_in_throttle',
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False, server_default='0'),
+    sa.Column('locked_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('name')
+    )
     op.create_table('password_invite',
     sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('user', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -49,15 +55,11 @@ def upgrade() -> None:
     with op.batch_alter_table('user_account', schema=None) as batch_op:
         batch_op.add_column(sa.Column('password_hash', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True))
         batch_op.add_column(sa.Column('password_set_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column('failed_sign_ins', sa.Integer(), nullable=False, server_default='0'))
-        batch_op.add_column(sa.Column('locked_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('user_account', schema=None) as batch_op:
-        batch_op.drop_column('locked_until')
-        batch_op.drop_column('failed_sign_ins')
         batch_op.drop_column('password_set_at')
         batch_op.drop_column('password_hash')
 
@@ -69,3 +71,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_password_invite_user'))
 
     op.drop_table('password_invite')
+    op.drop_table('sign_in_throttle')

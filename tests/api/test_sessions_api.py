@@ -4,6 +4,7 @@ the person is disabled, and an invite lets a person choose their own password.""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -12,7 +13,7 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from api.main import create_app
-from models.auth import UserAccount, WebSession
+from models.auth import SignInThrottle, WebSession
 from models.db import utcnow
 from policies import people
 from policies.store import create_user, disable_user, grant
@@ -80,7 +81,7 @@ async def test_a_wrong_password_and_an_unknown_person_get_the_same_answer(http, 
     assert "set-cookie" not in wrong.headers
 
 
-async def test_wrong_passwords_lock_the_account_for_longer_each_time(http, person, db):
+async def test_wrong_passwords_lock_the_name_for_longer_each_time(http, person, db):
     for _ in range(people.FREE_FAILURES - 1):
         assert (await sign_in(http, person, "guess")).status_code == 401
     assert (await sign_in(http, person, "guess")).status_code == 401  # the fifth: locks for 30 s
@@ -90,16 +91,31 @@ async def test_wrong_passwords_lock_the_account_for_longer_each_time(http, perso
     assert "try again in" in locked.json()["detail"]
 
     def unlock(session):
-        session.execute(update(UserAccount).where(UserAccount.name == person).values(locked_until=utcnow()))
+        session.execute(update(SignInThrottle).where(SignInThrottle.name == person).values(locked_until=utcnow()))
 
     db.call(unlock)
-    assert (await sign_in(http, person, "guess")).status_code == 401  # the sixth: locks for 60 s
+    assert (await sign_in(http, person, "guess")).status_code == 401  # admitted, and locks for longer
     second = await sign_in(http, person)
-    assert second.status_code == 429 and 31 < int(second.headers["Retry-After"]) <= 61
+    assert second.status_code == 429 and 31 < int(second.headers["Retry-After"]) <= 15 * 60 + 1
 
     db.call(unlock)
     assert (await sign_in(http, person)).status_code == 200
-    assert db.call(lambda s: s.get(UserAccount, person).failed_sign_ins) == 0  # a success starts afresh
+    assert db.call(lambda s: s.get(SignInThrottle, person).attempts) == 0  # a success starts afresh
+
+
+async def test_guesses_sent_all_at_once_get_no_more_checks_than_one_by_one(http, person):
+    answers = await asyncio.gather(*(sign_in(http, person, f"guess {n}") for n in range(20)), sign_in(http, person))
+
+    checked = [a for a in answers if a.status_code in (200, 401)]
+    assert len(checked) <= people.FREE_FAILURES
+    assert {a.status_code for a in answers} <= {200, 401, 429}
+
+
+async def test_a_name_nobody_has_locks_like_a_real_one(http):
+    name = f"nobody-{utcnow().timestamp():.0f}"
+    for _ in range(people.FREE_FAILURES):
+        assert (await sign_in(http, name, "guess")).status_code == 401
+    assert (await sign_in(http, name, "guess")).status_code == 429
 
 
 async def test_a_session_ends_when_idle(http, person, db):
@@ -157,6 +173,24 @@ async def test_an_invite_lets_a_person_choose_their_password_once(http, db):
     again = await http.post("/auth/invite", json={"token": token, "password": "another long secret"})
     assert again.status_code == 422 and "unknown, used or expired" in again.text
     assert (await sign_in(http, name, "my own long secret")).status_code == 200
+
+
+async def test_setting_a_password_spends_the_persons_open_invites(http, person, db):
+    token = db.call(people.create_invite, "test", person)
+    db.call(people.set_password, "test", person, "chosen by an admin")
+
+    r = await http.post("/auth/invite", json={"token": token, "password": "taken over by a leak"})
+    assert r.status_code == 422 and "unknown, used or expired" in r.text
+
+
+async def test_a_disabled_persons_invite_does_nothing(http, db):
+    name = f"leaver-{utcnow().timestamp():.0f}"
+    db.call(create_user, "test", name)
+    token = db.call(people.create_invite, "test", name)
+    db.call(disable_user, "test", name)
+
+    r = await http.post("/auth/invite", json={"token": token, "password": "a long enough secret"})
+    assert r.status_code == 422
 
 
 async def test_a_new_password_ends_every_open_session(http, person, db):
