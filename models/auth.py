@@ -113,6 +113,7 @@ class SignInThrottle(SQLModel, table=True):
     name: str = SQLField(primary_key=True, max_length=100)
     attempts: int = 0
     locked_until: datetime | None = None
+    last_attempt_at: datetime | None = SQLField(default=None, index=True)
 
 
 class PasswordInvite(SQLModel, table=True):

@@ -41,6 +41,9 @@ CSRF_REFUSED = ("missing or wrong X-CSRF-Token header: a change made with the co
                 "the csrf_token that POST or GET /auth/session gave")
 _DUMMY_HASH: str | None = None
 INVITE_PREFIX = "tfi_"
+# A name's attempts are forgotten a day after the last (looked at on one sign-in in PRUNE_ONE_IN).
+FORGET_AFTER = timedelta(days=1)
+PRUNE_ONE_IN = 100
 # How stale a session's last-seen time may get before a request writes it again.
 TOUCH_EVERY = timedelta(seconds=60)
 
@@ -160,9 +163,16 @@ def _count_attempt(session: Session, user: str) -> None:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    statement = insert(table).values(name=user, attempts=1)
+    now = utcnow()
+    statement = insert(table).values(name=user, attempts=1, last_attempt_at=now)
     session.execute(statement.on_conflict_do_update(index_elements=[table.c.name],
-                                                    set_={"attempts": table.c.attempts + 1}))
+                                                    set_={"attempts": table.c.attempts + 1, "last_attempt_at": now}))
+    # Names tried a day ago and not locked now are forgotten (any name makes a row; now and
+    # then, the old ones go).
+    if secrets.randbelow(PRUNE_ONE_IN) == 0:
+        session.execute(delete(SignInThrottle).where(
+            SignInThrottle.last_attempt_at < now - FORGET_AFTER,  # type: ignore[operator]
+            (SignInThrottle.locked_until.is_(None)) | (SignInThrottle.locked_until < now)))  # type: ignore[union-attr, operator]
 
 
 def password_matches(password_hash: str | None, password: str) -> bool:

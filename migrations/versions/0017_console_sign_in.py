@@ -26,8 +26,12 @@ def upgrade() -> None:
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False, server_default='0'),
     sa.Column('locked_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('last_attempt_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('name')
     )
+    with op.batch_alter_table('sign_in_throttle', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sign_in_throttle_last_attempt_at'), ['last_attempt_at'], unique=False)
+
     op.create_table('password_invite',
     sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('user', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -71,4 +75,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_password_invite_user'))
 
     op.drop_table('password_invite')
+    with op.batch_alter_table('sign_in_throttle', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sign_in_throttle_last_attempt_at'))
+
     op.drop_table('sign_in_throttle')

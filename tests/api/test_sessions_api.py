@@ -198,3 +198,20 @@ async def test_a_new_password_ends_every_open_session(http, person, db):
     db.call(people.set_password, "test", person, "a brand new password")
 
     assert (await http.get("/admin/users")).status_code == 401
+
+
+async def test_names_tried_a_day_ago_are_forgotten_unless_locked(http, db, monkeypatch):
+    monkeypatch.setattr(people, "PRUNE_ONE_IN", 1)
+    old, locked = f"old-{utcnow().timestamp():.0f}", f"locked-{utcnow().timestamp():.0f}"
+    day_ago = utcnow() - timedelta(days=2)
+
+    def tried(session):
+        session.add(SignInThrottle(name=old, attempts=3, last_attempt_at=day_ago))
+        session.add(SignInThrottle(name=locked, attempts=9, last_attempt_at=day_ago,
+                                   locked_until=utcnow() + timedelta(minutes=10)))
+
+    db.call(tried)
+    await sign_in(http, "someone-else", "guess")
+
+    assert db.call(lambda s: s.get(SignInThrottle, old)) is None
+    assert db.call(lambda s: s.get(SignInThrottle, locked)) is not None
