@@ -7,7 +7,7 @@ named after a digest of the model's weights and the exporter, so every worker th
 the same model and versions makes the same file and a changed model makes a new one.
 
 The export runs in a child process, so the process that answers never loads torch or
-sentence-transformers (about 500 MB): ONNX Runtime runs the network and the model's own
+sentence-transformers (about 400 MB of a worker): ONNX Runtime runs the network and the model's own
 ``tokenizer.json`` cuts the text. On
 this machine one question takes about 2.3 ms against 5.2 ms for the same model quantized
 by torch, and its embeddings are closer to the float32 model's (cosine 0.994 against
@@ -159,7 +159,7 @@ def _cache_key(model_dir: Path) -> str:
 
 
 def export_int8(model_dir: Path, model_file: Path) -> None:
-    """Export in a child process, so that torch and sentence-transformers (about 500 MB)
+    """Export in a child process, so that torch and sentence-transformers (about 400 MB)
     never load into the process that answers questions."""
     log.info("exporting the FAQ model to ONNX int8 (once per model, about 10 s): %s", model_file)
     try:
