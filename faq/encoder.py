@@ -3,10 +3,10 @@
 A model name may end in a variant suffix:
 
 - ``+onnx-int8`` (the default for new indexes): the model exported to ONNX with int8
-  weights, run by ONNX Runtime (``faq.onnx_model``): about 2.3 ms a question on this
+  weights, run by ONNX Runtime (``faq.onnx_model``): about 2.5 ms a question on this
   machine, cosine 0.994 with the float32 embeddings on BANKING77;
 - ``+int8``: the linear layers quantized by torch when the model loads (dynamic
-  quantization, one scale per output channel): about 5 ms, cosine 0.98. It was the
+  quantization, one scale per output channel): about 5.6 ms, cosine 0.98. It was the
   default before the ONNX variant; indexes built with it keep answering with it.
 
 No suffix is the float32 model on torch. A variant's embeddings differ from the others',
