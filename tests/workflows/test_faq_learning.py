@@ -21,7 +21,7 @@ from activities.readmodel import ReadModelActivities
 from faq import learning
 from models.db import Database
 from models.faq import FaqSuggestionPublic
-from models.ticket import CustomerFeedback, TicketInput, TicketPolicy, TicketStatus
+from models.ticket import CustomerFeedback, Ticket, TicketInput, TicketPolicy, TicketStatus
 from settings import Settings
 from tests.faq.knowledge_base_helpers import reset_knowledge_base
 from workflow_fakes import FakeReadModel, claim_request, completion, open_task
@@ -67,7 +67,11 @@ async def suggestion_for(db: Database, ticket_id: str, timeout: float = 30) -> F
             [suggestion] = found
             return suggestion
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"no suggestion for ticket {ticket_id}")
+            row = db.call(lambda session: session.get(Ticket, ticket_id))
+            seen = "no row" if row is None else (
+                f"status {row.status}, revision {row.revision}, timeline {[e['kind'] for e in row.timeline]}, "
+                f"faq {row.context.get('faq', {}).get('decision')}")
+            raise AssertionError(f"no suggestion for ticket {ticket_id} after {timeout} s; the read model has {seen}")
         await asyncio.sleep(0.05)
 
 
