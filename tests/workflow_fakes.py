@@ -61,6 +61,7 @@ class FakeReadModel:
         self.replies: list[CustomerNotification] = []
         self.fail_delivery = False
         self.delivery_seconds = 0.0  # how long a reply takes to go out
+        self.projection_seconds = 0.0  # how long showing a ticket's changes takes
         self.route_to: list[str | None] = []  # answers of the router, in order; empty: nobody fits
         self.routed: list[RouteRequest] = []
         self.offers: list[OfferRequest] = []
@@ -74,6 +75,7 @@ class FakeReadModel:
 
         @activity.defn(name="project_ticket_changes")
         async def project_ticket_changes(changes: TicketChanges) -> None:
+            await asyncio.sleep(self.projection_seconds)
             old = self.tickets.get(changes.ticket.ticket_id)
             if old is None or old.revision < changes.ticket.revision:
                 self.tickets[changes.ticket.ticket_id] = changes.applied_to(old)

@@ -5,6 +5,7 @@ the person is disabled, and an invite lets a person choose their own password.""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 import httpx
@@ -24,7 +25,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def person(db) -> str:
-    name = f"pat-{utcnow().timestamp():.0f}-{id(db) % 1000}"
+    name = f"pat-{uuid.uuid4().hex[:12]}"  # a throttle of its own: attempts are counted per name
 
     def setup(session):
         create_user(session, "test", name)
@@ -112,7 +113,7 @@ async def test_guesses_sent_all_at_once_get_no_more_checks_than_one_by_one(http,
 
 
 async def test_a_name_nobody_has_locks_like_a_real_one(http):
-    name = f"nobody-{utcnow().timestamp():.0f}"
+    name = f"nobody-{uuid.uuid4().hex[:12]}"
     for _ in range(people.FREE_FAILURES):
         assert (await sign_in(http, name, "guess")).status_code == 401
     assert (await sign_in(http, name, "guess")).status_code == 429
@@ -163,7 +164,7 @@ async def test_a_disabled_person_is_signed_out(http, person, db):
 
 
 async def test_an_invite_lets_a_person_choose_their_password_once(http, db):
-    name = f"newcomer-{utcnow().timestamp():.0f}"
+    name = f"newcomer-{uuid.uuid4().hex[:12]}"
     db.call(create_user, "test", name)
     token = db.call(people.create_invite, "test", name)
 
@@ -184,7 +185,7 @@ async def test_setting_a_password_spends_the_persons_open_invites(http, person, 
 
 
 async def test_a_disabled_persons_invite_does_nothing(http, db):
-    name = f"leaver-{utcnow().timestamp():.0f}"
+    name = f"leaver-{uuid.uuid4().hex[:12]}"
     db.call(create_user, "test", name)
     token = db.call(people.create_invite, "test", name)
     db.call(disable_user, "test", name)
@@ -202,7 +203,7 @@ async def test_a_new_password_ends_every_open_session(http, person, db):
 
 async def test_names_tried_a_day_ago_are_forgotten_unless_locked(http, db, monkeypatch):
     monkeypatch.setattr(people, "PRUNE_ONE_IN", 1)
-    old, locked = f"old-{utcnow().timestamp():.0f}", f"locked-{utcnow().timestamp():.0f}"
+    old, locked = f"old-{uuid.uuid4().hex[:12]}", f"locked-{uuid.uuid4().hex[:12]}"
     day_ago = utcnow() - timedelta(days=2)
 
     def tried(session):
@@ -211,7 +212,7 @@ async def test_names_tried_a_day_ago_are_forgotten_unless_locked(http, db, monke
                                    locked_until=utcnow() + timedelta(minutes=10)))
 
     db.call(tried)
-    await sign_in(http, "someone-else", "guess")
+    await sign_in(http, f"someone-{uuid.uuid4().hex[:12]}", "guess")
 
     assert db.call(lambda s: s.get(SignInThrottle, old)) is None
     assert db.call(lambda s: s.get(SignInThrottle, locked)) is not None

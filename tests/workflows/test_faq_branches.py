@@ -73,6 +73,28 @@ async def status_becomes(handle: WorkflowHandle, status: TicketStatus, timeout: 
         await asyncio.sleep(0.05)
 
 
+async def test_a_verdict_given_while_the_answer_is_still_being_shown_counts(started):
+    """The status turns to bot_answered before the change is shown in the read model; a
+    customer who clicks "helpful" at once must not be lost (the verdict used to be reset
+    after that projection, and the ticket went to an agent two days later)."""
+    start, fake = started
+    fake.projection_seconds = 1.0
+    handle = await start(*CLEAR)
+
+    await status_becomes(handle, TicketStatus.bot_answered)
+    await handle.signal(TicketWorkflow.customer_feedback, CustomerFeedback(helpful=True))
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        state = await handle.query(TicketWorkflow.state)
+        verdicts = [e.detail for e in state.timeline if e.kind == "faq_feedback"]
+        if verdicts or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert verdicts == ["helpful"], [e.kind for e in state.timeline]
+    assert state.status == TicketStatus.resolved
+
+
 async def faq_results_in_history(handle: WorkflowHandle) -> list[FaqResult]:
     """The answer_faq results as the workflow history stores them."""
     history = await handle.fetch_history()

@@ -90,6 +90,9 @@ class FaqBot(Conversation):
         faq = await self.ask_faq_bot(text)
         if faq is None or faq.decision != FaqDecision.answer or not faq.answer:
             return False
+        # From here on the customer may answer: a verdict or a message that arrives while the
+        # answer is sent or the status shown counts (the reset used to come after, and lost it).
+        self._feedback, self._unanswered_messages = None, 0
         await self.notify_customer(faq.answer, author=FAQ_BOT, key="faq")
         self.set_status(TicketStatus.bot_answered, f"FAQ entry {faq.best.entry_id if faq.best else '?'}")
         await self.publish()
@@ -106,8 +109,7 @@ class FaqBot(Conversation):
 
     async def wait_for_feedback(self, timeout: timedelta) -> str:
         """After an automatic answer: "helpful", "not_helpful", "follow_up" (the customer
-        wrote again) or "timeout"."""
-        self._feedback, self._unanswered_messages = None, 0
+        wrote again) or "timeout"; what arrived since the answer went out counts."""
         try:
             await workflow.wait_condition(
                 lambda: self._feedback is not None or self._unanswered_messages > 0, timeout=timeout
