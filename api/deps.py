@@ -12,7 +12,7 @@ from temporalio.client import Client
 
 from api.auth import TokenVerifier
 from workflows import registry
-from models.auth import AccessDecision, Principal
+from models.auth import AccessDecision, Principal, WebSession
 from models.db import Database
 from policies import Authorizer, Reach, Resource, people
 from settings import Settings
@@ -72,10 +72,18 @@ async def current_principal(
     return principal
 
 
-async def _session_principal(request: Request) -> Principal:
+async def live_session(request: Request) -> WebSession | None:
+    """The live console session of the request's cookie, if any (its last-seen time kept)."""
+    token = request.cookies.get(people.COOKIE)
+    if not token:
+        return None
     settings: Settings = request.app.state.settings
-    row = await request.app.state.db.run(people.session_for, request.cookies[people.COOKIE],
-                                         idle=settings.session_idle_timeout, max_age=settings.session_max_age)
+    return await request.app.state.db.run(people.session_for, token, idle=settings.session_idle_timeout,
+                                          max_age=settings.session_max_age)
+
+
+async def _session_principal(request: Request) -> Principal:
+    row = await live_session(request)
     if row is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "your session ended (signed out, idle or too old): sign in again",
                             headers={"WWW-Authenticate": "Bearer"})

@@ -125,6 +125,17 @@ class Sandbox:
     webhook_secret: str = DEFAULT_WEBHOOK_SECRET
     _admin: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10.0))
 
+    def connector_settings(self) -> dict[str, str]:
+        """The ``Settings`` fields that point all four connectors at this sandbox."""
+        return {
+            "orders_url": self.urls["erp"] + "/", "orders_username": self.erp_username,
+            "orders_password": self.erp_password,
+            "logistics_url": self.urls["carrier"], "logistics_api_key": self.api_key,
+            "helpdesk_url": self.urls["helpdesk"], "helpdesk_api_key": self.api_key,
+            "messaging_url": self.urls["messaging"], "messaging_api_key": self.api_key,
+            "messaging_webhook_secret": self.webhook_secret,
+        }
+
     def set_faults(self, service: str, **faults: Any) -> dict:
         """Replace ``service``'s fault settings (see ``sandbox.faults``)."""
         response = self._admin.post(f"{self.urls[service]}/_admin/faults", json=faults)

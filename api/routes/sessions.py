@@ -11,7 +11,7 @@ import anyio
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import DbDep, SettingsDep
+from api.deps import DbDep, SettingsDep, live_session
 from policies import people
 from policies.store import AccessInputError
 
@@ -70,8 +70,8 @@ async def sign_in(body: SignIn, response: Response, db: DbDep, settings: Setting
 
 @router.get("/session", response_model=SessionView, summary="Who is signed in, and the CSRF token",
             responses={401: {"description": "No session, or it ended."}})
-async def current_session(request: Request, db: DbDep, settings: SettingsDep) -> SessionView:
-    row = await live_session(request, db, settings)
+async def current_session(request: Request, settings: SettingsDep) -> SessionView:
+    row = await live_session(request)
     if row is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not signed in, or the session ended: sign in again")
     return SessionView(user=row.user, csrf_token=row.csrf_token,
@@ -82,7 +82,7 @@ async def current_session(request: Request, db: DbDep, settings: SettingsDep) ->
                responses={403: {"description": "The session's CSRF token is missing or wrong."}})
 async def sign_out(request: Request, db: DbDep, settings: SettingsDep) -> Response:
     """End the session and clear its cookie; without a session there is nothing to end."""
-    row = await live_session(request, db, settings)
+    row = await live_session(request)
     if row is not None:
         if not people.csrf_matches(row, request.headers.get("X-CSRF-Token")):
             raise HTTPException(status.HTTP_403_FORBIDDEN, people.CSRF_REFUSED)
@@ -104,11 +104,3 @@ async def redeem_invite(body: InviteRedeem, db: DbDep) -> Response:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             [{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}]) from exc
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-async def live_session(request: Request, db, settings):  # noqa: ANN001, ANN201
-    """The session of the request's cookie, if it is live."""
-    token = request.cookies.get(COOKIE)
-    if not token:
-        return None
-    return await db.run(people.session_for, token, idle=settings.session_idle_timeout, max_age=settings.session_max_age)

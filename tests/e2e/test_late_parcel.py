@@ -37,12 +37,7 @@ async def test_late_parcel_from_chat_to_refund(dev_env, db, tokens, task_queue, 
     conversation = f"conv-{uuid.uuid4().hex}"  # one Temporal server serves both database runs
     settings = Settings(
         database_url=db.url, task_queue=task_queue, faq_enabled=False,
-        orders_url=sandbox.urls["erp"] + "/", orders_username=sandbox.erp_username,
-        orders_password=sandbox.erp_password,
-        logistics_url=sandbox.urls["carrier"], logistics_api_key=sandbox.api_key,
-        helpdesk_url=sandbox.urls["helpdesk"], helpdesk_api_key=sandbox.api_key,
-        messaging_url=sandbox.urls["messaging"], messaging_api_key=sandbox.api_key,
-        messaging_webhook_secret=sandbox.webhook_secret,
+        **sandbox.connector_settings(),
     )
     app = create_app(settings, db=db, temporal=dev_env.client)
     ana = {"Authorization": f"Bearer {tokens['ana']}"}

@@ -30,6 +30,19 @@ def topics(count: int, variants: int, spread: float, seed: int = 0) -> tuple[lis
     return entries, vectors, centres
 
 
+def held_out_knowledge_base() -> tuple[FaqIndex, list[str], list[str], np.ndarray]:
+    """30 noisy topics indexed with 4 of their 6 variants; the other 2 of each are the
+    held-out questions: the index, the questions, their entries and their vectors."""
+    entries, vectors, _ = topics(30, 6, 0.6, seed=2)
+    kept = [e.model_copy(update={"questions": e.questions[:4]}) for e in entries]
+    index_rows = [i * 6 + v for i in range(30) for v in range(4)]
+    held_rows = [i * 6 + v for i in range(30) for v in (4, 5)]
+    index = FaqIndex.from_vectors(kept, vectors[index_rows], model_name="test")
+    questions = [entries[r // 6].questions[r % 6] for r in held_rows]
+    expected = [entries[r // 6].id for r in held_rows]
+    return index, questions, expected, vectors[held_rows]
+
+
 def test_the_shipped_prior_is_a_model_of_the_prior_features_with_its_provenance():
     prior = load_prior()
     text = PRIOR_FILE.read_text(encoding="utf-8")
@@ -120,19 +133,13 @@ def test_a_rescaled_model_keeps_its_ranking_and_speaks_of_the_new_mix():
 
 
 def test_calibration_learns_its_ranking_from_every_unanswerable_example_and_its_probabilities_from_the_mix():
-    entries, vectors, _ = topics(30, 6, 0.6, seed=2)
-    kept = [e.model_copy(update={"questions": e.questions[:4]}) for e in entries]
-    index_rows = [i * 6 + v for i in range(30) for v in range(4)]
-    held_rows = [i * 6 + v for i in range(30) for v in (4, 5)]
-    index = FaqIndex.from_vectors(kept, vectors[index_rows], model_name="test")
-    questions = [entries[r // 6].questions[r % 6] for r in held_rows]
-    expected = [entries[r // 6].id for r in held_rows]
+    index, questions, expected, held = held_out_knowledge_base()
 
     calibrated, report = index.calibrate(questions, expected, prior=load_prior(), out_of_scope_share=0.2,
-                                         vectors=vectors[held_rows])
+                                         vectors=held)
 
-    answerable = calibrated.search_vectors(vectors[held_rows], questions)
-    unanswerable = calibrated.search_without_own_entry(questions, expected, vectors=vectors[held_rows])
+    answerable = calibrated.search_vectors(held, questions)
+    unanswerable = calibrated.search_without_own_entry(questions, expected, vectors=held)
     fitted_on = [(r.confidence, r.best.entry_id == e) for r, e in zip(answerable, expected, strict=True)]
     fitted_on += [(r.confidence, False) for r in unanswerable[: report.out_of_scope_examples]]
     confidence, right = np.array(fitted_on, dtype=float).T
@@ -161,22 +168,16 @@ def test_the_out_of_scope_threshold_keeps_back_the_asked_share():
 
 
 def test_calibration_raises_thresholds_until_the_asked_share_of_unanswerable_questions_escalates():
-    entries, vectors, _ = topics(30, 6, 0.6, seed=2)
-    kept = [e.model_copy(update={"questions": e.questions[:4]}) for e in entries]
-    index_rows = [i * 6 + v for i in range(30) for v in range(4)]
-    held_rows = [i * 6 + v for i in range(30) for v in (4, 5)]
-    index = FaqIndex.from_vectors(kept, vectors[index_rows], model_name="test")
-    questions = [entries[r // 6].questions[r % 6] for r in held_rows]
-    expected = [entries[r // 6].id for r in held_rows]
+    index, questions, expected, held = held_out_knowledge_base()
 
     loose, loose_report = index.calibrate(questions, expected, prior=load_prior(), target_precision=0.5,
-                                          vectors=vectors[held_rows])
+                                          vectors=held)
     strict, report = index.calibrate(questions, expected, prior=load_prior(), target_precision=0.5,
-                                     out_of_scope_recall=0.95, vectors=vectors[held_rows])
+                                     out_of_scope_recall=0.95, vectors=held)
 
     assert report.out_of_scope_recall >= 0.95 > loose_report.out_of_scope_recall
     assert strict.thresholds.default > loose.thresholds.default
-    unanswerable = strict.search_without_own_entry(questions, expected, vectors=vectors[held_rows])
+    unanswerable = strict.search_without_own_entry(questions, expected, vectors=held)
     assert np.mean([r.decision == FaqDecision.escalate for r in unanswerable]) >= 0.95
 
 

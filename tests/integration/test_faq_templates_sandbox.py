@@ -44,12 +44,7 @@ async def stack(dev_env, db: Database, tokens, task_queue, sandbox):
     kb.seed_demo_kb(db)
     settings = Settings(
         database_url=db.url, task_queue=task_queue, faq_task_queue=f"faq-{task_queue}",
-        orders_url=sandbox.urls["erp"] + "/", orders_username=sandbox.erp_username,
-        orders_password=sandbox.erp_password,
-        logistics_url=sandbox.urls["carrier"], logistics_api_key=sandbox.api_key,
-        helpdesk_url=sandbox.urls["helpdesk"], helpdesk_api_key=sandbox.api_key,
-        messaging_url=sandbox.urls["messaging"], messaging_api_key=sandbox.api_key,
-        messaging_webhook_secret=sandbox.webhook_secret,
+        **sandbox.connector_settings(),
     )
     app = create_app(settings, db=db, temporal=dev_env.client)
     with ThreadPoolExecutor(max_workers=settings.activity_threads) as executor:
