@@ -25,6 +25,7 @@ from api.routes import admin, agents, cases, codec, events, explain, health, tas
 from api.routes import faq, sessions
 from api import metrics
 from api.docs import serve_docs
+from console import pages as console
 from api.temporal import TemporalGateway, WorkflowEngineUnavailable, is_unavailable
 from encryption import data_converter
 from models.db import Database, DatabaseUnavailable
@@ -151,6 +152,7 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
         routers.append(metrics.router)
     for router in routers:
         app.include_router(router)
+    console.install(app)  # the people's pages under /console (not part of the API's schema)
     routes = [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
 
     @app.exception_handler(StarletteHTTPException)

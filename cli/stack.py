@@ -99,7 +99,7 @@ def _demo_tokens(settings: Settings, db: Database) -> dict[str, str]:
 
 
 # The people of the demo who sign in with a password (POST /auth/session): an agent and a supervisor.
-DEMO_SIGN_INS = ("ana", "sam")
+DEMO_SIGN_INS = {"ana": "agent, logistics", "sam": "supervisor, every department"}
 
 
 def _demo_passwords(settings: Settings, db: Database) -> dict[str, str]:
@@ -178,7 +178,8 @@ WORKER_STOP_SECONDS = 30
 
 def _banner(settings: Settings, api_url: str, embedded: bool, sandbox, key_note: str,  # noqa: ANN001
             audit_note: str) -> None:
-    print(f"\nticketflow is up\n  API      {api_url}  (OpenAPI docs at {api_url}/docs)", flush=True)
+    print(f"\nticketflow is up\n  console  {api_url}/console  (agents' inbox; supervisors' dashboard at "
+          f"{api_url}/console/dashboard)\n  API      {api_url}  (OpenAPI docs at {api_url}/docs)", flush=True)
     if embedded:
         print(f"  Temporal 127.0.0.1:{settings.temporal_port}  (Web UI at http://127.0.0.1:{settings.temporal_ui_port})",
               flush=True)
@@ -210,10 +211,9 @@ async def _demo(settings: Settings, db: Database, api_url: str, stopping) -> Non
     for user, token in tokens.items():
         print(f"    {user:<10} {token}", flush=True)
     passwords = await asyncio.to_thread(_demo_passwords, settings, db)
-    print(f"  demo sign-in (POST {api_url}/auth/session; also in {settings.data_dir / 'demo-passwords.json'}):",
-          flush=True)
+    print(f"  demo sign-in at {api_url}/console (also in {settings.data_dir / 'demo-passwords.json'}):", flush=True)
     for user, password in passwords.items():
-        print(f"    {user:<10} {password}", flush=True)
+        print(f"    {user:<10} {password:<20} {DEMO_SIGN_INS.get(user, '')}", flush=True)
 
 
 async def run_stack(settings: Settings, *, demo: bool, with_sandbox: bool) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 
@@ -85,11 +86,15 @@ async def test_up_serves_everything_stops_on_ctrl_c_and_carries_on_at_the_next_s
             assert 'ticketflow_connector_calls_total{' in worker_page and 'system="erp"' in worker_page
             assert "temporal_workflow_task_" in worker_page
 
-            # The demo supervisor signs in with the password `up` printed.
+            # The console's address and the demo agent's and supervisor's passwords are printed,
+            # and the supervisor signs in to the dashboard with hers.
+            assert f"console  {up.url}/console" in up.output()
             passwords = json.loads((up.data_dir / "demo-passwords.json").read_text())
-            assert f"sam        {passwords['sam']}" in up.output()
+            for user, role in (("ana", "agent"), ("sam", "supervisor")):
+                assert re.search(rf"{user} +{re.escape(passwords[user])} +{role}", up.output()), up.output()
             signed_in = await http.post("/auth/session", json={"user": "sam", "password": passwords["sam"]})
             assert signed_in.status_code == 200 and "tf_session" in signed_in.cookies
+            assert (await http.get("/console/dashboard")).status_code == 200
 
             opened = asyncio.Event()
             console = asyncio.create_task(follow_events(up.url, tokens["sam"], opened))

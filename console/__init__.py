@@ -1,0 +1,1 @@
+"""The console: the pages agents and supervisors work in, served by the API process."""
