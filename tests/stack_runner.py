@@ -64,16 +64,31 @@ class Up:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
-    async def start(self) -> None:
+    def _launch(self) -> tuple[int, float]:
         offset = self.log.stat().st_size if self.log.exists() else 0
         # its own process group, as in a terminal: Ctrl-C reaches `up` and the Temporal server
         self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up"], cwd=ROOT, env=self.env,
                                      stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        while READY not in self.log.read_text()[offset:]:
-            assert self.proc.poll() is None, f"`ticketflow up` exited with {self.proc.returncode}:\n{self.output()}"
-            assert time.monotonic() < deadline, f"`ticketflow up` did not come up:\n{self.output()}"
+        return offset, time.monotonic() + START_TIMEOUT
+
+    def _ready(self, offset: int, deadline: float) -> bool:
+        assert self.proc is not None
+        if READY in self.log.read_text()[offset:]:
+            return True
+        assert self.proc.poll() is None, f"`ticketflow up` exited with {self.proc.returncode}:\n{self.output()}"
+        assert time.monotonic() < deadline, f"`ticketflow up` did not come up:\n{self.output()}"
+        return False
+
+    async def start(self) -> None:
+        started = self._launch()
+        while not self._ready(*started):
             await asyncio.sleep(0.2)
+
+    def start_blocking(self) -> None:
+        """`start` for code that runs no event loop of its own (the browser tests)."""
+        started = self._launch()
+        while not self._ready(*started):
+            time.sleep(0.2)
 
     async def interrupt(self) -> int:
         """Ctrl-C, as a terminal sends it; the exit code."""
