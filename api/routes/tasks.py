@@ -41,6 +41,7 @@ from models.task import (
     ClaimTask,
     CompleteTask,
     ReassignTask,
+    RefundDecision,
     ReleaseTask,
     TaskCompletion,
     TaskOutcome,
@@ -168,6 +169,8 @@ async def _outcome_decisions(body: TaskCompletion, row, user: Principal, db, aut
     # An outcome that moves money by itself (approving a return refunds it) says how much
     # in the task's context; it needs the same right, within the same limit, as a refund.
     refund_on = (row.context or {}).get("refund_on") or {}
+    if body.refund is not None:
+        _refund_fits_the_order(body.refund, row.context or {})
     if body.refund is not None or body.outcome in refund_on:
         amount = body.refund.amount if body.refund is not None else Decimal(str(refund_on[body.outcome]))
         target = Resource("order", department=row.queue, amount=float(amount))
@@ -179,6 +182,26 @@ async def _outcome_decisions(body: TaskCompletion, row, user: Principal, db, aut
             raise forbidden(user, "refund", "order", row.queue, why=why)
         decisions.append(decision)
     return decisions
+
+
+def _refund_fits_the_order(refund: RefundDecision, context: dict[str, Any]) -> None:
+    """A refund larger than what is left on the order is refused here, before anything is
+    sent, by what the order system said when the case gathered its facts (the ERP checks
+    again when it refunds). An order the gather did not see is left to the ERP."""
+    order_id = refund.order_id or context.get("order_id")
+    orders = ((context.get("customer360") or {}).get("orders")) or []
+    order = next((o for o in orders if o.get("id") == order_id), None)
+    if order is None:
+        return
+    try:
+        left = Decimal(str(order.get("total"))) - Decimal(str(order.get("refunded_total") or 0))
+    except ArithmeticError:
+        return
+    if refund.amount > left:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
+            "loc": ["body", "refund", "amount"], "type": "value_error",
+            "msg": f"a refund of {refund.amount} is more than the {max(left, Decimal(0)):.2f} "
+                   f"{order.get('currency', '')} left to refund on order {order_id}".replace("  ", " ")}])
 
 
 @router.post("/{task_id}/complete", response_model=TaskPublic, responses={**ACTION_ANSWERS},

@@ -120,3 +120,30 @@ async def test_escalation_lands_in_supervisor_queue(stack):
     # logistics agents do not see the supervisors' queue
     ana_sees = (await stack.http.get("/tasks", params={"queue": "supervisors"}, headers=stack.as_("ana"))).json()
     assert ana_sees["items"] == []
+
+
+async def test_a_refund_over_what_is_left_on_the_order_is_refused_before_anything_is_sent(stack):
+    from models.task import Task
+
+    task = await _new_task(stack, order_id="ORD-77")
+    assert (await stack.http.post(f"/tasks/{task['id']}/claim", headers=stack.as_("sam"))).status_code == 200
+
+    def gathered(session) -> None:  # what the order system said when the case gathered its facts
+        row = session.get(Task, task["id"])
+        row.context = {**row.context, "order_id": "ORD-77", "customer360": {"orders": [
+            {"id": "ORD-77", "currency": "EUR", "total": "225.98", "refunded_total": "100.00"}]}}
+        session.add(row)
+
+    stack.db.call(gathered)
+    body = {"outcome": "resolve", "reply": "Refunded.", "refund": {"amount": "125.99", "reason": "late"}}
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json=body, headers=stack.as_("sam"))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "refund", "amount"]
+    assert r.json()["detail"][0]["msg"] == ("a refund of 125.99 is more than the 125.98 EUR left to refund on "
+                                            "order ORD-77")
+    mine = (await stack.http.get("/tasks", params={"assignee": "me"}, headers=stack.as_("sam"))).json()["items"]
+    assert next(t for t in mine if t["id"] == task["id"])["status"] == "claimed"  # nothing was consumed
+
+    body["refund"]["amount"] = "125.98"  # all that is left is fine
+    r = await stack.http.post(f"/tasks/{task['id']}/complete", json=body, headers=stack.as_("sam"))
+    assert r.status_code == 200, r.text
