@@ -185,3 +185,19 @@ def test_api_docs_render_with_every_other_host_blocked(stack, page: Page) -> Non
         expect(page.locator(operation).first).to_be_visible(timeout=LIVE)
         assert page.locator(operation).count() > 20
     assert elsewhere == []
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 720}, {"width": 768, "height": 1024}],
+                         ids=["laptop", "tablet"])
+def test_the_pages_fit_a_laptop_and_a_tablet_without_scrolling_sideways(
+    stack, passwords, browser: Browser, browser_context_args, viewport,  # noqa: ANN001
+) -> None:
+    page = new_context(browser, browser_context_args, viewport=viewport).new_page()
+    sign_in(page, stack, "sam", passwords["sam"])
+    pages = ["/console/inbox", "/console/dashboard"]
+    page.locator("#inbox tbody tr[data-task] a").first.click()
+    pages.append(urlparse(page.url).path)
+    for path in pages:
+        page.goto(stack.url + path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow}px wider than a {viewport['width']}px screen"
