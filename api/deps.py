@@ -72,14 +72,21 @@ async def current_principal(
     return principal
 
 
+# Sent by the console when a page refreshes itself (live updates, the dashboard's timer): not
+# the person's doing, so it does not keep an unattended session from going idle.
+REFRESH_HEADER = "X-Console-Refresh"
+
+
 async def live_session(request: Request) -> WebSession | None:
-    """The live console session of the request's cookie, if any (its last-seen time kept)."""
+    """The live console session of the request's cookie, if any (its last-seen time kept,
+    unless the page is only refreshing itself)."""
     token = request.cookies.get(people.COOKIE)
     if not token:
         return None
     settings: Settings = request.app.state.settings
     return await request.app.state.db.run(people.session_for, token, idle=settings.session_idle_timeout,
-                                          max_age=settings.session_max_age)
+                                          max_age=settings.session_max_age,
+                                          touch=REFRESH_HEADER not in request.headers)
 
 
 async def _session_principal(request: Request) -> Principal:

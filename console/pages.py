@@ -10,7 +10,6 @@ has no rights of its own: a refusal there is shown as it comes back.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -100,6 +99,11 @@ def js_messages(lang: str) -> dict[str, str]:
         "queue_needed": _("Pick a department to transfer to."),
         "inserted": _("Suggestion inserted into the reply."),
         "wrong": _("Wrong user name or password."),
+        "confirm_escalate": _("Escalate this ticket?"),
+        "confirm_leave": _("Leave this ticket? What you typed is lost."),
+        "refund_outcome": _("A refund goes with a reply and resolve or with a question to the customer: "
+                            "clear the amount to do this."),
+        "refund_amount": _("The refund amount is not a number."),
         "throttled": _("Too many attempts: try again in %(seconds)s s."),
     }
 
@@ -122,7 +126,7 @@ def _page(request: Request, template: str, viewer: Viewer | None, status_code: i
     lang = viewer.lang if viewer else _language(request)
     html = environment(lang).get_template(template).render(
         request_path=request.url.path, query=str(request.url.query), viewer=viewer, lang=lang,
-        languages=i18n.LANGUAGES.values(), messages=json.dumps(js_messages(lang), ensure_ascii=False),
+        languages=i18n.LANGUAGES.values(), messages=js_messages(lang),
         **values)
     return HTMLResponse(html, status_code=status_code, headers={
         "Cache-Control": "no-store",
@@ -235,6 +239,8 @@ def _inbox_filter(request: Request) -> tuple[InboxFilter, list[str]]:
         else:
             problems.append(f"priority {value!r}: one of {', '.join(Priority.__members__)}")
     chosen.mine = params.get("mine") in ("1", "true", "on")
+    if chosen.mine and params.get("status") is None:
+        chosen.status = "active"  # an open task is nobody's: "mine" alone means what I hold
     if value := params.get("assignee"):
         chosen.assignee = value[:100]
     if value := params.get("sort"):
@@ -260,17 +266,18 @@ async def inbox(request: Request) -> Response:
     except _SignInNeeded:
         return _to_sign_in(request)
     authorizer = await _refreshed_authorizer(request)
+    if authorizer.is_customer_only(viewer.principal):
+        return _page(request, "staff_only.html", viewer, status_code=403, supervisor=False)
     reach = authorizer.reach(viewer.principal, "read", "task")
     chosen, problems = _inbox_filter(request)
     db = _db(request)
     known = sorted(d.name for d in await db.run(all_departments))
     visible = known if reach.everything else sorted(reach.departments)
     status_value = {"active": None, "all": None}.get(chosen.status, chosen.status)
-    overdue_at = None
-    if chosen.overdue:
-        overdue_at = utcnow()
-    elif chosen.due_within:
-        overdue_at = utcnow() + timedelta(minutes=chosen.due_within)
+    now = utcnow()
+    # overdue: past the due time; due_within: at risk, due from now until then (as the dashboard counts)
+    overdue_at = now if chosen.overdue else now + timedelta(minutes=chosen.due_within) if chosen.due_within else None
+    due_from = now if chosen.due_within and not chosen.overdue else None
     if chosen.queue is not None and chosen.queue not in visible:
         problems.append(f"queue {chosen.queue!r}: you work {', '.join(visible) or 'no queue'}")
         chosen.queue = None
@@ -280,15 +287,13 @@ async def inbox(request: Request) -> Response:
         query = dict(limit=PAGE_SIZE, cursor=chosen.cursor, sort=chosen.sort, status=status_value,
                      queue=chosen.queue, queues=None if reach.everything else visible,
                      assignee=viewer.user if chosen.mine else chosen.assignee, priority=chosen.priority,
-                     overdue_at=overdue_at, case_type=None)
+                     overdue_at=overdue_at, due_from=due_from, active=chosen.status == "active", case_type=None)
         try:
             tasks, next_cursor = await db.run(readmodel.list_tasks, **query)
         except InvalidCursor as exc:
             problems.append(str(exc))
             query["cursor"] = chosen.cursor = None
             tasks, next_cursor = await db.run(readmodel.list_tasks, **query)
-        if chosen.status == "active":
-            tasks = [t for t in tasks if t.status in (TaskStatus.open, TaskStatus.claimed)]
     return _page(request, "inbox.html", viewer, status_code=400 if problems else 200,
                  tasks=tasks, next_cursor=next_cursor, filter=chosen, problems=problems, queues=visible,
                  priorities=list(Priority.__members__), statuses=_STATUSES, sorts=[s.value for s in TaskSort],
@@ -345,24 +350,18 @@ def _refundable(ticket: TicketPublic) -> Decimal | None:
     return None
 
 
-async def _readable(request: Request, ticket_id: str, viewer: Viewer, authorizer: Authorizer) -> TicketPublic | None:
-    db = _db(request)
-    ticket = await db.run(_ticket_row, ticket_id)
-    if ticket is None:
-        return None
-    resource = Resource("ticket", department=ticket.department, owner=ticket.customer_id)
-    if authorizer.allowed(viewer.principal, "read", resource):
-        return ticket
-    holders = await db.run(readmodel.ticket_assignees, ticket_id)
-    if holders and authorizer.allowed(viewer.principal, "read", Resource(
-            "ticket", department=ticket.department, owner=ticket.customer_id, assignees=holders)):
-        return ticket
-    return None
-
-
-def _ticket_row(session: Session, ticket_id: str) -> TicketPublic | None:
-    row = readmodel.get_ticket(session, ticket_id)
-    return readmodel.ticket_public(row) if row is not None else None
+def _readable(ticket: TicketPublic, tasks: list[TaskPublic], viewer: Viewer, authorizer: Authorizer) -> bool:
+    """As the API reads tickets (its department, or a task the viewer holds), and also through
+    a live task the viewer may read: a ticket transferred or escalated to another queue keeps
+    its department, and whoever works that queue must be able to open it to claim the task."""
+    who = viewer.principal
+    holders = tuple(t.assignee for t in tasks if t.assignee and t.status == TaskStatus.claimed)
+    if authorizer.allowed(who, "read", Resource("ticket", department=ticket.department, owner=ticket.customer_id,
+                                                 assignees=holders)):
+        return True
+    return any(authorizer.allowed(who, "read", Resource("task", department=t.queue,
+                                                         assignees=(t.assignee,) if t.assignee else ()))
+               for t in tasks if t.status in (TaskStatus.open, TaskStatus.claimed))
 
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
@@ -372,13 +371,14 @@ async def ticket_page(request: Request, ticket_id: str) -> Response:
     except _SignInNeeded:
         return _to_sign_in(request)
     authorizer = await _refreshed_authorizer(request)
-    ticket = await _readable(request, ticket_id[:64], viewer, authorizer)
-    if ticket is None or authorizer.is_customer_only(viewer.principal):
-        return _page(request, "missing.html", viewer, status_code=404, ticket_id=ticket_id[:64])
     db = _db(request)
-    tasks, suggestions, queues = await db.run(_ticket_parts, ticket)
+    found = await db.run(_ticket_parts, ticket_id[:64])
+    if found is None or authorizer.is_customer_only(viewer.principal) or not _readable(*found[:2], viewer, authorizer):
+        return _page(request, "missing.html", viewer, status_code=404, ticket_id=ticket_id[:64])
+    ticket, tasks, suggestions, queues = found
     current = next((t for t in reversed(tasks) if t.status in (TaskStatus.open, TaskStatus.claimed)), None)
-    limit = authorizer.refund_limit(viewer.principal, ticket.department)
+    # the limit the API applies: the one of the queue the task is in
+    limit = authorizer.refund_limit(viewer.principal, current.queue if current else ticket.department)
     return _page(request, "ticket.html", viewer, ticket=ticket, tasks=tasks, task=current,
                  suggestions=suggestions, picture=ticket.context.get("customer360") or {},
                  sla=ticket.context.get("sla") or {}, refundable=_refundable(ticket), refund_limit=limit,
@@ -386,8 +386,14 @@ async def ticket_page(request: Request, ticket_id: str) -> Response:
                  supervisor=_supervises(authorizer, viewer.principal))
 
 
-def _ticket_parts(session: Session, ticket: TicketPublic) -> tuple[list[TaskPublic], list[Suggestion], list[str]]:
-    return _tasks_of(session, ticket.id), _suggestions(session, ticket), [d.name for d in all_departments(session)]
+def _ticket_parts(session: Session, ticket_id: str
+                  ) -> tuple[TicketPublic, list[TaskPublic], list[Suggestion], list[str]] | None:
+    row = readmodel.get_ticket(session, ticket_id)
+    if row is None:
+        return None
+    ticket = readmodel.ticket_public(row)
+    return (ticket, _tasks_of(session, ticket_id), _suggestions(session, ticket),
+            [d.name for d in all_departments(session)])
 
 
 # --- the supervisors' dashboard ------------------------------------------------------------
@@ -405,19 +411,28 @@ def _supervises(authorizer: Authorizer, who: Principal) -> bool:
     return _supervised(authorizer, who) != []
 
 
-_day_cache: dict[tuple[str, ...] | None, tuple[float, dashboard.DayFigures]] = {}
-_day_lock = asyncio.Lock()
+@dataclass
+class _Cached:
+    lock: asyncio.Lock
+    at: float = float("-inf")
+    figures: dashboard.DayFigures | None = None
 
 
-async def _day_figures(db: Database, departments: list[str] | None) -> dashboard.DayFigures:
+async def _day_figures(request: Request, departments: list[str] | None) -> dashboard.DayFigures:
+    """The last day's figures of these departments, computed at most every DAY_FIGURES_TTL
+    per app (each app has its own database) and set of departments; one computation at a
+    time per set, the others wait for it."""
+    state = request.app.state
+    if not hasattr(state, "console_day_figures"):
+        state.console_day_figures = {}
+    cache: dict[tuple[str, ...] | None, _Cached] = state.console_day_figures
     key = tuple(departments) if departments is not None else None
-    async with _day_lock:
-        cached = _day_cache.get(key)
-        if cached is not None and time.monotonic() - cached[0] < DAY_FIGURES_TTL:
-            return cached[1]
-        figures = await db.run(dashboard.last_day, departments, utcnow())
-        _day_cache[key] = (time.monotonic(), figures)
-        return figures
+    entry = cache.setdefault(key, _Cached(asyncio.Lock()))
+    async with entry.lock:
+        if entry.figures is None or time.monotonic() - entry.at >= DAY_FIGURES_TTL:
+            entry.figures = await _db(request).run(dashboard.last_day, departments, utcnow())
+            entry.at = time.monotonic()
+        return entry.figures
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
@@ -433,7 +448,7 @@ async def dashboard_page(request: Request) -> Response:
     db = _db(request)
     now = utcnow()
     depth, risk, agents = await db.run(_board, departments, now)
-    day = await _day_figures(db, departments)
+    day = await _day_figures(request, departments)
     hours = [now - timedelta(hours=24 - i) for i in range(24)]
     return _page(request, "dashboard.html", viewer, depth=depth, risk=risk, agents=agents, day=day, hours=hours,
                  at_risk_minutes=int(AT_RISK_WINDOW.total_seconds() // 60), now=now, supervisor=True,

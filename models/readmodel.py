@@ -314,11 +314,14 @@ def list_tasks(
     overdue_at: datetime | None = None,
     case_type: str | None = None,
     as_json: bool = False,
+    active: bool = False,
+    due_from: datetime | None = None,
 ) -> tuple[list[TaskPublic] | list[str], str | None]:
     """One page of tasks in `sort` order, keyset-paginated.
 
     The cursor carries the sort it was made for, the sort key of the last task on the page
-    and its id; ``overdue_at`` keeps only open or claimed tasks due before that moment.
+    and its id; ``overdue_at`` keeps only open or claimed tasks due before that moment,
+    ``due_from`` only tasks due at or after it, ``active`` only open or claimed tasks.
     Every query is a range of one of the inbox indexes (queue, status, sort key, created_at,
     id), so a page costs the same at any depth.
 
@@ -336,10 +339,12 @@ def list_tasks(
         queues=len(queues) if queues is not None else None, assignee=assignee is not None,
         priority=priority is not None, skill=skill is not None, overdue=overdue_at is not None,
         case_type=case_type is not None, after=cursor is not None, after_due=cursor is not None and sort is TaskSort.due and key is not None,
+        active=active, due_from=due_from is not None,
     )
     params: dict[str, Any] = {
         "status": status, "queue": queue, "assignee": assignee, "priority": priority,
         "skill": skill.lower() if skill is not None else None, "overdue_at": overdue_at, "case_type": case_type,
+        "due_from": due_from,
         "after_key": key, "after_created": created_at, "after_id": task_id,
         **{f"queue_{i}": q for i, q in enumerate(queues or [])},
     }
@@ -377,6 +382,8 @@ class _InboxShape:
     case_type: bool
     after: bool  # a cursor: continue after (key, created_at, id)
     after_due: bool  # the cursor of sort=due stopped inside the tasks that have a due time
+    active: bool = False  # only open or claimed tasks
+    due_from: bool = False  # only tasks due at or after a moment
 
 
 def _inbox_parts(shape: _InboxShape) -> tuple[str, ...]:
@@ -387,7 +394,7 @@ def _inbox_parts(shape: _InboxShape) -> tuple[str, ...]:
         return ("all",)
     if shape.after and not shape.after_due:
         return ("undue",)
-    return ("due",) if shape.overdue else ("due", "undue")
+    return ("due",) if shape.overdue or shape.due_from else ("due", "undue")
 
 
 @lru_cache(maxsize=512)
@@ -415,9 +422,13 @@ def _inbox_statement(shape: _InboxShape, part: str, dialect: str, *, as_json: bo
         elements = _json_elements(dialect, c.skills)
         where.append(exists(select(literal(1)).select_from(elements)
                             .where(func.lower(elements.c.value) == param("skill", c.queue))))
+    # literals, not an expanding IN: the prepared SQL has no step that would expand it
+    if shape.overdue or shape.active:
+        where.append(c.status.in_([literal(s) for s in OPEN_STATUSES]))
     if shape.overdue:
-        # literals, not an expanding IN: the prepared SQL has no step that would expand it
-        where += [c.due_at < param("overdue_at", c.due_at), c.status.in_([literal(s) for s in OPEN_STATUSES])]
+        where.append(c.due_at < param("overdue_at", c.due_at))
+    if shape.due_from:
+        where.append(c.due_at >= param("due_from", c.due_at))
     after_tie = tuple_(c.created_at, c.id) > tuple_(param("after_created", c.created_at), param("after_id", c.id))
 
     if part == "due":

@@ -210,8 +210,10 @@ def record_sign_in(session: Session, user: str, checked_hash: str | None, matche
     return SignedIn(user=user, token=token, csrf_token=csrf)
 
 
-def session_for(session: Session, token: str, *, idle: timedelta, max_age: timedelta) -> WebSession | None:
-    """The live session of this cookie secret (its last-seen time kept current), or None."""
+def session_for(session: Session, token: str, *, idle: timedelta, max_age: timedelta,
+                touch: bool = True) -> WebSession | None:
+    """The live session of this cookie secret, or None. With `touch` (a request the person
+    made, not a page refreshing itself) its last-seen time is kept current."""
     if not token.startswith(SESSION_PREFIX):
         return None
     row = session.get(WebSession, hash_token(token))
@@ -224,7 +226,7 @@ def session_for(session: Session, token: str, *, idle: timedelta, max_age: timed
     if ended:
         session.delete(row)
         return None
-    if now - _aware(row.last_seen_at) > TOUCH_EVERY:
+    if touch and now - _aware(row.last_seen_at) > TOUCH_EVERY:
         row.last_seen_at = now
         session.add(row)
     return row

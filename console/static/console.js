@@ -60,7 +60,9 @@
     if (refreshing) { again = true; return; }
     refreshing = true;
     try {
-      const response = await fetch(location.href, { credentials: "same-origin" });
+      // Marked as the page's own refresh: it does not count as the person being active, so an
+      // unattended console still signs out after the idle time.
+      const response = await fetch(location.href, { credentials: "same-origin", headers: { "X-Console-Refresh": "1" } });
       if (response.redirected && new URL(response.url).pathname === "/console/sign-in") {
         location.href = response.url;
         return;
@@ -80,9 +82,11 @@
     }
   }
 
+  // At most one refresh waits at a time: under a steady stream of events the page still
+  // refreshes every 100 ms or so instead of waiting for a quiet moment that never comes.
   function schedule(delay = 100) {
-    clearTimeout(timer);
-    timer = setTimeout(refresh, delay);
+    if (timer !== null) return;
+    timer = setTimeout(() => { timer = null; refresh(); }, delay);
   }
 
   function follow(wants) {
@@ -209,7 +213,7 @@
     keys({
       j: () => select(selected + 1),
       k: () => select(selected - 1),
-      Enter: () => { const row = rows()[selected]; if (row) $("a", row).click(); },
+      Enter: () => { const row = rows()[selected]; if (row) $("a", row).click(); return Boolean(row); },
       o: () => { const row = rows()[selected]; if (row) $("a", row).click(); },
       "/": () => $("select", filters).focus(),
     });
@@ -222,8 +226,10 @@
     const reply = $("#reply");
     const task = () => $("#task-state").dataset.task;
 
+    let busy = false;
     async function act(button) {
       const action = button.dataset.action;
+      if (busy && action !== "insert") return; // one action at a time: no double submit
       if (action === "insert") {
         const text = button.dataset.text;
         reply.value = reply.value.trim() ? `${reply.value.trimEnd()}\n\n${text}` : text;
@@ -252,13 +258,20 @@
           body.queue = $("#transfer-queue").value;
           if (!body.queue) { flash(t("queue_needed")); $("#transfer-queue").focus(); return; }
         }
-        const amount = $("#refund-amount").value.trim();
-        if (amount && outcome === "resolve") {
+        const amountField = $("#refund-amount");
+        const amount = amountField.value.trim();
+        if (amountField.validity.badInput) { flash(t("refund_amount")); amountField.focus(); return; }
+        if (amount) {
+          if (outcome !== "resolve" && outcome !== "ask_customer") {
+            flash(t("refund_outcome")); amountField.focus(); return;
+          }
           const reason = $("#refund-reason").value.trim();
           if (!reason) { flash(t("refund_reason_needed")); $("#refund-reason").focus(); return; }
           body.refund = { amount, reason };
         }
+        if (outcome === "escalate" && !window.confirm(t("confirm_escalate"))) return;
       }
+      busy = true;
       button.disabled = true;
       try {
         await api("POST", url, body);
@@ -272,6 +285,7 @@
       } catch (err) {
         flash(t("failed", { reason: err.message }));
       } finally {
+        busy = false;
         button.disabled = false;
         schedule(0);
       }
@@ -287,7 +301,10 @@
       e: click('button[data-outcome="escalate"]'),
       r: () => reply.focus(),
       n: () => $("#note").focus(),
-      Escape: () => { location.href = "/console/inbox"; },
+      Escape: () => {
+        const draft = reply.value.trim() || $("#note").value.trim();
+        if (!draft || window.confirm(t("confirm_leave"))) location.href = "/console/inbox";
+      },
     });
     reply.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
@@ -308,17 +325,20 @@
   let lastKey = "";
   function keys(bindings) {
     document.addEventListener("keydown", (event) => {
+      if (event.isComposing) return; // an input method is composing (Chinese, Japanese, ...)
       const field = event.target.closest("input, textarea, select");
       if (field) {
         if (event.key === "Escape") field.blur();
         return;
       }
       if (event.ctrlKey || event.metaKey || event.altKey) return;
+      // Enter and Space on a focused link or button do what they always do.
+      if ((event.key === "Enter" || event.key === " ") && event.target.closest("a, button")) return;
       if (lastKey === "g" && event.key === "d") { location.href = "/console/dashboard"; return; }
       if (lastKey === "g" && event.key === "i") { location.href = "/console/inbox"; return; }
       lastKey = event.key;
       const action = bindings[event.key];
-      if (action) { event.preventDefault(); action(); }
+      if (action && action() !== false) event.preventDefault();
     });
   }
 
