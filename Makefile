@@ -18,14 +18,17 @@ up: $(STAMP)
 # `make test` leaves out the tests marked slow (model loads, killed workers, the OpenAPI
 # fuzzer, a 500-message ticket) to stay well under 15 minutes on a 2-core machine;
 # `make test SLOW=1`, which CI runs, includes them.
-# The integration tests run in a second pytest process, after the rest.
-# Exit 5 (nothing selected, e.g. by PYTEST_ARGS="-k ...") is fine for one of the two only.
+# The integration tests run in a second pytest process, after the rest, and the browser
+# tests (slow) in a third: Playwright's synchronous API keeps an event loop running in the
+# process for as long as its browser lives, which the asyncio tests cannot share.
+# Exit 5 (nothing selected, e.g. by PYTEST_ARGS="-k ...") is fine unless every run selected nothing.
 MARKERS := $(if $(SLOW),,-m "not slow")
 test: $(STAMP)
-	$(BIN)/python -m pytest $(MARKERS) $(PYTEST_ARGS) --ignore=tests/integration; status=$$?; \
+	$(BIN)/python -m pytest $(MARKERS) $(PYTEST_ARGS) --ignore=tests/integration --ignore=tests/browser; status=$$?; \
 	$(BIN)/python -m pytest $(MARKERS) $(PYTEST_ARGS) tests/integration; integration=$$?; \
-	if [ $$status -eq 5 ] && [ $$integration -eq 5 ]; then exit 5; fi; \
-	for code in $$status $$integration; do [ $$code -eq 0 ] || [ $$code -eq 5 ] || exit $$code; done
+	browser=5; if [ -n "$(SLOW)" ]; then $(BIN)/python -m pytest $(PYTEST_ARGS) tests/browser; browser=$$?; fi; \
+	if [ $$status -eq 5 ] && [ $$integration -eq 5 ] && [ $$browser -eq 5 ]; then exit 5; fi; \
+	for code in $$status $$integration $$browser; do [ $$code -eq 0 ] || [ $$code -eq 5 ] || exit $$code; done
 
 install: $(STAMP)
 

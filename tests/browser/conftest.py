@@ -21,8 +21,8 @@ from stack_runner import Up
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM = shutil.which("chromium")
 # Where the tests leave their screenshots (the README's come from here); a temporary folder
-# unless TICKETFLOW_SCREENSHOT_DIR names one.
-SCREENSHOT_DIR = os.environ.get("TICKETFLOW_SCREENSHOT_DIR")
+# unless CONSOLE_SCREENSHOT_DIR names one.
+SCREENSHOT_DIR = os.environ.get("CONSOLE_SCREENSHOT_DIR")
 
 # An always-open calendar and an urgent first response due 20 s after intake: a breach the
 # dashboard test can wait for. The other targets are long enough never to fire during a run.
@@ -39,13 +39,21 @@ FAST_SLA = {
 }
 
 
+def _is_browser_test(item) -> bool:  # noqa: ANN001
+    return "tests/browser/" in str(item.fspath).replace(os.sep, "/")
+
+
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
+    # Playwright's synchronous API keeps an event loop running in the process once the browser
+    # starts, and an asyncio test after that cannot run its own: browser tests go last
+    # (`make test` runs them in a pytest process of their own anyway).
+    items.sort(key=_is_browser_test)
     if CHROMIUM is not None or IN_CI:  # under CI a missing browser fails the tests (below)
         return
     skip = pytest.mark.skip(reason="Debian's chromium is not installed: `apt install chromium fonts-noto-cjk` "
                                    "to run the browser tests")
     for item in items:
-        if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
+        if _is_browser_test(item):
             item.add_marker(skip)
 
 
