@@ -27,11 +27,11 @@ from sqlmodel import Session, select
 
 from api.deps import live_session
 from console import dashboard, i18n
-from faq import knowledge_base as kb
 from models import readmodel
 from models.auth import Principal
 from models.db import Database, utcnow
 from models.enums import Priority
+from models.faq import FaqEntryRow
 from models.faq_template import FaqAnswerContext, is_template, render
 from models.readmodel import InvalidCursor, TaskSort
 from models.customer360 import Customer360
@@ -106,6 +106,44 @@ def js_messages(lang: str) -> dict[str, str]:
         "refund_amount": _("The refund amount is not a number."),
         "throttled": _("Too many attempts: try again in %(seconds)s s."),
     }
+
+
+def labels(lang: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The inbox's priority and status names, translated once per page rather than per row."""
+    _ = i18n.translations(lang).gettext
+    priorities = {"low": _("low"), "normal": _("normal"), "high": _("high"), "urgent": _("urgent")}
+    statuses = {"open": _("open"), "claimed": _("claimed"), "completed": _("completed"), "cancelled": _("cancelled"),
+                "active": _("open or claimed"), "all": _("all")}
+    return priorities, statuses
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """One task as the inbox shows it, prepared here so that the template only prints."""
+
+    task_id: str
+    ticket_id: str
+    subject: str
+    customer: str
+    queue: str
+    priority: str
+    priority_label: str
+    status: str
+    assignee: str
+    due_at: str
+    created_at: str
+
+    @classmethod
+    def of(cls, task: dict[str, Any], priorities: dict[str, str], statuses: dict[str, str]) -> InboxRow:
+        """From a row of `readmodel.list_tasks(summary=True)`."""
+        label = statuses.get(task["status"], task["status"])
+        due, created = task["due_at"], task["created_at"]
+        return cls(task_id=task["id"], ticket_id=task["ticket_id"], subject=task["subject"] or task["ticket_id"],
+                   customer=task["customer_name"] or task["customer_id"] or "", queue=task["queue"],
+                   priority=task["priority"], priority_label=priorities.get(task["priority"], task["priority"]),
+                   status=f"{label} · {task['assignee']}" if task["assignee"] else label,
+                   assignee=task["assignee"] or "", due_at=due.isoformat() if due else "",
+                   created_at=created.isoformat() if created else "")
 
 
 @dataclass
@@ -281,22 +319,26 @@ async def inbox(request: Request) -> Response:
     if chosen.queue is not None and chosen.queue not in visible:
         problems.append(f"queue {chosen.queue!r}: you work {', '.join(visible) or 'no queue'}")
         chosen.queue = None
-    tasks: list[TaskPublic] = []
+    rows: list[InboxRow] = []
     next_cursor = None
+    priorities, statuses = labels(viewer.lang)
     if not reach.nothing:
         query = dict(limit=PAGE_SIZE, cursor=chosen.cursor, sort=chosen.sort, status=status_value,
                      queue=chosen.queue, queues=None if reach.everything else visible,
                      assignee=viewer.user if chosen.mine else chosen.assignee, priority=chosen.priority,
-                     overdue_at=overdue_at, due_from=due_from, active=chosen.status == "active", case_type=None)
+                     overdue_at=overdue_at, due_from=due_from, active=chosen.status == "active", case_type=None,
+                     summary=True)  # only what the list shows: no JSON column decoded
         try:
-            tasks, next_cursor = await db.run(readmodel.list_tasks, **query)
+            items, next_cursor = await db.run(readmodel.list_tasks, **query)
         except InvalidCursor as exc:
             problems.append(str(exc))
             query["cursor"] = chosen.cursor = None
-            tasks, next_cursor = await db.run(readmodel.list_tasks, **query)
+            items, next_cursor = await db.run(readmodel.list_tasks, **query)
+        rows = [InboxRow.of(item, priorities, statuses) for item in items]
     return _page(request, "inbox.html", viewer, status_code=400 if problems else 200,
-                 tasks=tasks, next_cursor=next_cursor, filter=chosen, problems=problems, queues=visible,
-                 priorities=list(Priority.__members__), statuses=_STATUSES, sorts=[s.value for s in TaskSort],
+                 rows=rows, next_cursor=next_cursor, filter=chosen, problems=problems, queues=visible,
+                 priorities=list(Priority.__members__), statuses=_STATUSES, priority_labels=priorities,
+                 status_labels=statuses, sorts=[s.value for s in TaskSort],
                  now=utcnow(), supervisor=_supervises(authorizer, viewer.principal))
 
 
@@ -327,9 +369,13 @@ def _suggestions(session: Session, ticket: TicketPublic) -> list[Suggestion]:
         except ValueError:
             facts = None
     found: list[Suggestion] = []
-    for item in faq.get("suggestions") or []:
-        entry = kb.get_entry(session, item.get("entry_id", ""))
-        answer, needs = (entry.answer if entry else None), None
+    items = faq.get("suggestions") or []
+    # the answers only: reading whole entries would check every template answer again
+    ids = [str(item.get("entry_id", "")) for item in items]
+    query = select(FaqEntryRow.id, FaqEntryRow.answer).where(FaqEntryRow.id.in_(ids))  # type: ignore[attr-defined]
+    answers = {entry_id: answer for entry_id, answer in session.exec(query)} if ids else {}  # type: ignore[call-overload]
+    for item in items:
+        answer, needs = answers.get(str(item.get("entry_id", ""))), None
         if answer is not None and is_template(answer):
             rendered = render(answer, facts)
             answer, needs = rendered.text, rendered.reason

@@ -316,7 +316,8 @@ def list_tasks(
     as_json: bool = False,
     active: bool = False,
     due_from: datetime | None = None,
-) -> tuple[list[TaskPublic] | list[str], str | None]:
+    summary: bool = False,
+) -> tuple[list[TaskPublic] | list[str] | list[dict[str, Any]], str | None]:
     """One page of tasks in `sort` order, keyset-paginated.
 
     The cursor carries the sort it was made for, the sort key of the last task on the page
@@ -327,7 +328,9 @@ def list_tasks(
 
     With `as_json` each task comes as the JSON of its TaskPublic, rendered by the database:
     the inbox then never decodes JSON columns and datetimes only to encode them again
-    (tests/api/test_inbox_api.py holds both forms to the same result). Its SQL is compiled
+    (tests/api/test_inbox_api.py holds both forms to the same result). With `summary` each
+    task comes as a dict of what a list shows (SUMMARY_FIELDS): the console's inbox reads
+    neither the context nor the notes. Its SQL is compiled
     once per query shape and run straight on the driver: the inbox is the hottest read, and
     building, keying and compiling the statement each time cost more than running it.
     """
@@ -357,14 +360,17 @@ def list_tasks(
         if as_json:
             page += _inbox_query(dialect, shape, part).run(session, {**params, "limit": n})
         else:
-            stmt = _inbox_statement(shape, part, dialect.name, as_json=False)
+            stmt = _inbox_statement(shape, part, dialect.name, as_json=False, summary=summary)
             page += [row._mapping for row in session.connection().execute(stmt, {**params, "limit": n})]
 
     more = len(page) > limit
     page = page[:limit]
     if as_json:
         return page, _task_cursor(sort, _task_key_from_json(page[-1])) if more and page else None
-    return [TaskPublic.model_validate(r) for r in page], _task_cursor(sort, page[-1]) if more and page else None
+    cursor_ = _task_cursor(sort, page[-1]) if more and page else None
+    if summary:
+        return [dict(r) for r in page], cursor_
+    return [TaskPublic.model_validate(r) for r in page], cursor_
 
 
 @dataclass(frozen=True)
@@ -397,8 +403,21 @@ def _inbox_parts(shape: _InboxShape) -> tuple[str, ...]:
     return ("due",) if shape.overdue or shape.due_from else ("due", "undue")
 
 
+# What a list of tasks shows, read by `list_tasks(summary=True)` without the JSON columns.
+SUMMARY_FIELDS = ("id", "ticket_id", "queue", "priority", "priority_rank", "status", "assignee", "due_at",
+                  "created_at", "subject", "customer_id", "customer_name")
+
+
+def _summary_columns() -> list:
+    c = Task.__table__.c
+    return [*(c[name] for name in SUMMARY_FIELDS[:9]),
+            c.context["subject"].as_string().label("subject"),
+            c.context[("customer360", "customer_id")].as_string().label("customer_id"),
+            c.context[("customer360", "customer", "name")].as_string().label("customer_name")]
+
+
 @lru_cache(maxsize=512)
-def _inbox_statement(shape: _InboxShape, part: str, dialect: str, *, as_json: bool):
+def _inbox_statement(shape: _InboxShape, part: str, dialect: str, *, as_json: bool, summary: bool = False):
     """The statement of one part of an inbox page, every value a named bind parameter."""
     c = Task.__table__.c
 
@@ -451,7 +470,7 @@ def _inbox_statement(shape: _InboxShape, part: str, dialect: str, *, as_json: bo
         if shape.after:
             where.append(after_tie)
         order = [c.created_at, c.id]
-    columns = [_task_public_json(dialect)] if as_json else [Task.__table__]
+    columns = [_task_public_json(dialect)] if as_json else _summary_columns() if summary else [Task.__table__]
     return select(*columns).where(*where).order_by(*order).limit(bindparam("limit", type_=Integer))
 
 
