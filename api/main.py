@@ -25,6 +25,7 @@ from api.routes import admin, agents, cases, codec, events, explain, health, tas
 from api.routes import faq, sessions
 from api import metrics
 from api.docs import serve_docs
+from api.nul import RefuseNul
 from console import pages as console
 from api.temporal import TemporalGateway, WorkflowEngineUnavailable, is_unavailable
 from encryption import data_converter
@@ -114,6 +115,7 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
         converter=converter,
     )
     app.state.codec = converter.payload_codec
+    app.add_middleware(RefuseNul)  # PostgreSQL holds no NUL in text: refused with 422 at the door
     app.add_middleware(CORSMiddleware, allow_origins=settings.codec_cors_origins, allow_methods=["POST"],
                        allow_headers=["Authorization", "Content-Type", "X-Namespace"])
 

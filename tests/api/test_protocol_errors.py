@@ -24,3 +24,27 @@ async def test_a_wrong_method_names_every_method_of_the_path(db):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app(db)), base_url="http://t") as http:
         r = await http.delete("/admin/departments")
     assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == {"GET", "POST"}
+
+
+async def test_a_nul_character_anywhere_is_a_422_saying_where_and_nothing_is_written(db, tokens):
+    """PostgreSQL's text holds no NUL: before, such an id answered 500 there."""
+    admin = {"Authorization": f"Bearer {tokens['admin']}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app(db)), base_url="http://t") as http:
+        before = (await http.get("/admin/departments", headers=admin)).json()
+        for method, url, body, where in (
+            ("GET", "/agents/a%00b", None, "path"),
+            ("GET", "/console/tickets/%00", None, "path"),
+            ("GET", "/tasks?queue=log%00istics", None, "query"),
+            ("POST", "/admin/departments", '{"name": "desk\\u0000"}', "body"),
+            ("POST", "/admin/departments", '{"name": "desk", "description": "\\\\\\u0000"}', "body"),
+        ):
+            r = await http.request(method, url, content=body, headers={**admin, "content-type": "application/json"})
+            assert r.status_code == 422, (url, r.text)
+            assert r.json()["detail"][0]["loc"] == [where] and "NUL character" in r.json()["detail"][0]["msg"]
+        assert (await http.get("/admin/departments", headers=admin)).json() == before
+
+        # the text "\u0000" (a backslash, then u0000) is no NUL and is kept as written
+        r = await http.post("/admin/departments", json={"name": "nul-text", "description": "see \\u0000"},
+                            headers=admin)
+        assert r.status_code in (200, 201), r.text
+        assert r.json()["description"] == "see \\u0000"
