@@ -369,7 +369,8 @@ def list_tasks(
         return page, _task_cursor(sort, _task_key_from_json(page[-1])) if more and page else None
     cursor_ = _task_cursor(sort, page[-1]) if more and page else None
     if summary:
-        return _with_context_fields(session, [dict(r) for r in page]), cursor_
+        rows = [dict(r) for r in page]
+        return (rows if dialect.name == "sqlite" else _with_context_fields(session, rows)), cursor_
     return [TaskPublic.model_validate(r) for r in page], cursor_
 
 
@@ -408,20 +409,28 @@ SUMMARY_FIELDS = ("id", "ticket_id", "queue", "priority", "priority_rank", "stat
                   "created_at", "subject", "customer_id", "customer_name")
 
 
-def _summary_columns() -> list:
+def _context_fields() -> list:
     c = Task.__table__.c
-    return [c[name] for name in SUMMARY_FIELDS[:9]]
+    return [c.context["subject"].as_string().label("subject"),
+            c.context[("customer360", "customer_id")].as_string().label("customer_id"),
+            c.context[("customer360", "customer", "name")].as_string().label("customer_name")]
+
+
+def _summary_columns(dialect: str) -> list:
+    """SQLite reads the context's fields after the page is cut; PostgreSQL took them out of
+    every matching task's JSON before sorting (240 ms against 9 over 10,000 tasks), so there
+    they are read afterwards, for the page's ids only (`_with_context_fields`)."""
+    c = Task.__table__.c
+    plain = [c[name] for name in SUMMARY_FIELDS[:9]]
+    return plain + _context_fields() if dialect == "sqlite" else plain
 
 
 def _with_context_fields(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Add the subject and customer of each task from its context, read for these ids only:
-    asked in the page's own query, PostgreSQL took them out of every matching task's JSON
-    before it sorted and cut the page (240 ms against 9 over 10,000 tasks)."""
+    """Add the subject and customer of each task from its context, read for these ids only."""
     if not rows:
         return rows
     c = Task.__table__.c
-    query = select(c.id, c.context["subject"].as_string(), c.context[("customer360", "customer_id")].as_string(),
-                   c.context[("customer360", "customer", "name")].as_string()).where(c.id.in_([r["id"] for r in rows]))
+    query = select(c.id, *_context_fields()).where(c.id.in_([r["id"] for r in rows]))
     found = {task_id: fields for task_id, *fields in session.connection().execute(query)}
     for row in rows:
         row["subject"], row["customer_id"], row["customer_name"] = found.get(row["id"], (None, None, None))
@@ -482,7 +491,7 @@ def _inbox_statement(shape: _InboxShape, part: str, dialect: str, *, as_json: bo
         if shape.after:
             where.append(after_tie)
         order = [c.created_at, c.id]
-    columns = [_task_public_json(dialect)] if as_json else _summary_columns() if summary else [Task.__table__]
+    columns = [_task_public_json(dialect)] if as_json else _summary_columns(dialect) if summary else [Task.__table__]
     return select(*columns).where(*where).order_by(*order).limit(bindparam("limit", type_=Integer))
 
 
