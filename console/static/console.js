@@ -317,6 +317,7 @@
   // --- the dashboard ------------------------------------------------------------------------
   function setupDashboard() {
     follow(() => true);
+    keys({}); // g i, g d
     // Breaches happen as time passes, not only when something changes.
     setInterval(() => schedule(0), 10000);
   }
