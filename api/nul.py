@@ -32,8 +32,7 @@ class RefuseNul:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw_path = scope.get("raw_path") or scope["path"].encode()
-        if b"\x00" in unquote_to_bytes(raw_path) or b"\x00" in scope["path"].encode():
+        if "\x00" in scope["path"]:  # the path as decoded from its %-escapes
             await self._refuse(send, "path")
             return
         if b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):

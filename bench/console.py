@@ -27,8 +27,9 @@ Two measurements, each skippable (`--skip-pages`, `--skip-intake`):
    this process's own scheduling) and the server's CPU time per request.
 
 2. Intake to inbox row. Starts the whole stack (`ticketflow up`: Temporal dev server,
-   sandbox systems, worker with the FAQ model, API) as a subprocess in its own process
-   group with its own data directory and free ports, signs in as the demo agent `ana`
+   sandbox systems, worker with the FAQ model, API; payloads encrypted) as a subprocess in
+   its own process group with its own data directory and free ports, through the runner the
+   tests use (tests/stack_runner.py), signs in as the demo agent `ana`
    (logistics) with her demo password, and does what console.js does on an open inbox:
    follow GET /events with the session cookie and, on each task or ticket event, fetch
    /console/inbox again 100 ms later (events meanwhile join that fetch; one fetch at a
@@ -49,15 +50,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import html
 import json
 import os
 import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -69,11 +67,12 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from bench.inbox import cpu_seconds, drop_schema, free_port, pct, scratch_schema  # noqa: E402
 from bench.loadgen import HttpError, LeanClient  # noqa: E402
 from cli.embedded import wait_for_port  # noqa: E402
+from stack_runner import Up  # noqa: E402 - `ticketflow up` run as the tests run it
 
 PAGE_TARGET_MS = 50.0
 INTAKE_TARGET_MS = 1000.0
@@ -552,92 +551,6 @@ async def measure_pages(args: argparse.Namespace, work: Path) -> bool:
 
 # --- measurement 2: intake to the inbox row -------------------------------------------------------
 
-READY = "Ctrl-C stops everything"  # the last line `ticketflow up` prints once all is running
-START_TIMEOUT = 180  # a first start creates the databases and loads the FAQ model
-STOP_TIMEOUT = 60
-
-
-def free_ports(n: int) -> int:
-    """The first of `n` consecutive loopback ports nothing listens on."""
-    for _ in range(200):
-        base = random.randint(20_000, 40_000)
-        socks = []
-        try:
-            for port in range(base, base + n):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no {n} consecutive free ports")
-
-
-class Up:
-    """`ticketflow up` with a data directory and ports of its own, in its own process group
-    (as in a terminal: Ctrl-C reaches `up` and the Temporal server)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        base = free_ports(8)
-        self.api_port, self.data_dir, self.log = base, data_dir, data_dir / "up.log"
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("TICKETFLOW_DATABASE_URL", "TICKETFLOW_TEMPORAL_ADDRESS", "TICKETFLOW_PAYLOAD_KEYS",
-                            "TICKETFLOW_PAYLOAD_KEY_FILE")}
-        self.env = {**env, "TICKETFLOW_DATA_DIR": str(data_dir), "TICKETFLOW_API_PORT": str(base),
-                    "TICKETFLOW_TEMPORAL_PORT": str(base + 1), "TICKETFLOW_TEMPORAL_UI_PORT": str(base + 2),
-                    "TICKETFLOW_WORKER_METRICS_ADDRESS": f"127.0.0.1:{base + 3}",
-                    "TICKETFLOW_SANDBOX_PORT": str(base + 4), "HF_HUB_OFFLINE": "1",
-                    # the FAQ model's ONNX export, made once for every run
-                    "TICKETFLOW_FAQ_MODEL_CACHE_DIR": env.get("TICKETFLOW_FAQ_MODEL_CACHE_DIR",
-                                                              str(ROOT / "var" / "faq-models"))}
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
-
-    async def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up"], cwd=ROOT, env=self.env,
-                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
-        while READY not in self.log.read_text(errors="replace"):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"`ticketflow up` exited with {self.proc.returncode}:\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"`ticketflow up` did not come up in {START_TIMEOUT} s:\n{self.output()}")
-            await asyncio.sleep(0.2)
-
-    async def stop(self) -> str:
-        """Ctrl-C to the process group; SIGKILL if it has not stopped in STOP_TIMEOUT s."""
-        if self.proc is None or self.proc.poll() is not None:
-            return "had already exited"
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGINT)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while self.proc.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-            return "ignored Ctrl-C: killed"
-        with contextlib.suppress(ProcessLookupError):  # anything of the group left behind
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        return f"stopped by Ctrl-C (exit code {self.proc.returncode})"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
-
-    def demo(self, name: str) -> dict[str, str]:
-        return json.loads((self.data_dir / f"demo-{name}.json").read_text())
-
-
 class OpenInbox:
     """An agent's open inbox as console.js keeps it: follows /events and, on a task or
     ticket event, fetches the page again 100 ms later (events meanwhile join that refresh:
@@ -746,14 +659,15 @@ def intake_payload(i: int) -> dict:
 
 
 async def measure_intake(args: argparse.Namespace, work: Path) -> bool:
-    up = Up(work / "stack")
+    (work / "stack").mkdir()
+    up = Up(work / "stack" / "data", work / "stack" / "up.log")
     t0 = time.perf_counter()
     inbox = None
     follower = None
     try:
         await up.start()
         started = time.perf_counter() - t0
-        tokens, passwords = up.demo("tokens"), up.demo("passwords")
+        tokens, passwords = up.tokens(), up.passwords()
         async with httpx.AsyncClient(base_url=up.url, timeout=30) as http:
             cookie = await sign_in(http, "ana", passwords["ana"])
         inbox = OpenInbox(up.url, cookie)

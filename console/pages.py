@@ -13,7 +13,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlmodel import Session, select
 
-from api.deps import live_session
+from api.deps import get_authorizer, live_session
 from console import dashboard, i18n
 from models import readmodel
 from models.auth import Principal
@@ -34,7 +34,7 @@ from models.enums import Priority
 from models.faq import FaqEntryRow
 from models.faq_template import FaqAnswerContext, is_template, render
 from models.readmodel import InvalidCursor, TaskSort
-from models.customer360 import Customer360
+from models.customer360 import Customer360, left_to_refund
 from models.task import Task, TaskPublic, TaskStatus
 from models.ticket import TicketPublic
 from policies import Authorizer, Resource
@@ -84,8 +84,10 @@ def environment(lang: str) -> Environment:
     return env
 
 
+@cache
 def js_messages(lang: str) -> dict[str, str]:
-    """The texts console.js writes itself, in the page's language."""
+    """The texts console.js writes itself, in the page's language (made once per language:
+    the catalogs are read when the process starts)."""
     _ = i18n.translations(lang).gettext
     return {
         "due_in": _("due in %(time)s"),
@@ -108,6 +110,7 @@ def js_messages(lang: str) -> dict[str, str]:
     }
 
 
+@cache
 def labels(lang: str) -> tuple[dict[str, str], dict[str, str]]:
     """The inbox's priority and status names, translated once per page rather than per row."""
     _ = i18n.translations(lang).gettext
@@ -182,15 +185,14 @@ def _safe_next(target: str | None) -> str:
     return "/console/inbox"
 
 
-class _SignInNeeded(Exception):
-    pass
-
-
-async def _viewer(request: Request) -> Viewer:
+async def _signed_in(request: Request) -> tuple[Viewer, Authorizer] | None:
+    """Who the page is for and the process's authorizer, current with the policy; None without
+    a live session (the page then sends the person to sign in)."""
     row = await live_session(request)
     if row is None:
-        raise _SignInNeeded
-    return Viewer(user=row.user, csrf_token=row.csrf_token, lang=_language(request), principal=Principal(name=row.user))
+        return None
+    viewer = Viewer(user=row.user, csrf_token=row.csrf_token, lang=_language(request), principal=Principal(name=row.user))
+    return viewer, await get_authorizer(request)
 
 
 def _to_sign_in(request: Request) -> RedirectResponse:
@@ -198,18 +200,8 @@ def _to_sign_in(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/console/sign-in?next={quote(here, safe='')}", status.HTTP_303_SEE_OTHER)
 
 
-def _authorizer(request: Request) -> Authorizer:
-    return request.app.state.authorizer
-
-
 def _db(request: Request) -> Database:
     return request.app.state.db
-
-
-async def _refreshed_authorizer(request: Request) -> Authorizer:
-    authorizer = _authorizer(request)
-    await authorizer.arefresh()
-    return authorizer
 
 
 # --- sign-in and language ----------------------------------------------------------------
@@ -299,18 +291,17 @@ def _inbox_filter(request: Request) -> tuple[InboxFilter, list[str]]:
 
 @router.get("/inbox", response_class=HTMLResponse)
 async def inbox(request: Request) -> Response:
-    try:
-        viewer = await _viewer(request)
-    except _SignInNeeded:
+    signed = await _signed_in(request)
+    if signed is None:
         return _to_sign_in(request)
-    authorizer = await _refreshed_authorizer(request)
+    viewer, authorizer = signed
     if authorizer.is_customer_only(viewer.principal):
         return _page(request, "staff_only.html", viewer, status_code=403, supervisor=False)
     reach = authorizer.reach(viewer.principal, "read", "task")
     chosen, problems = _inbox_filter(request)
     db = _db(request)
-    known = sorted(d.name for d in await db.run(all_departments))
-    visible = known if reach.everything else sorted(reach.departments)
+    visible = (sorted(d.name for d in await db.run(all_departments)) if reach.everything
+               else sorted(reach.departments))
     status_value = {"active": None, "all": None}.get(chosen.status, chosen.status)
     now = utcnow()
     # overdue: past the due time; due_within: at risk, due from now until then (as the dashboard counts)
@@ -384,18 +375,6 @@ def _suggestions(session: Session, ticket: TicketPublic) -> list[Suggestion]:
     return found
 
 
-def _refundable(ticket: TicketPublic) -> Decimal | None:
-    """What is left to refund on the ticket's order, as the order system last said."""
-    for order in (ticket.context.get("customer360") or {}).get("orders") or []:
-        if order.get("id") == ticket.order_id:
-            try:
-                return max(Decimal(str(order.get("total") or 0)) - Decimal(str(order.get("refunded_total") or 0)),
-                           Decimal(0))
-            except InvalidOperation:
-                return None
-    return None
-
-
 def _readable(ticket: TicketPublic, tasks: list[TaskPublic], viewer: Viewer, authorizer: Authorizer) -> bool:
     """As the API reads tickets (its department, or a task the viewer holds), and also through
     a live task the viewer may read: a ticket transferred or escalated to another queue keeps
@@ -412,22 +391,22 @@ def _readable(ticket: TicketPublic, tasks: list[TaskPublic], viewer: Viewer, aut
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
 async def ticket_page(request: Request, ticket_id: str) -> Response:
-    try:
-        viewer = await _viewer(request)
-    except _SignInNeeded:
+    signed = await _signed_in(request)
+    if signed is None:
         return _to_sign_in(request)
-    authorizer = await _refreshed_authorizer(request)
+    viewer, authorizer = signed
     db = _db(request)
     found = await db.run(_ticket_parts, ticket_id[:64])
     if found is None or authorizer.is_customer_only(viewer.principal) or not _readable(*found[:2], viewer, authorizer):
         return _page(request, "missing.html", viewer, status_code=404, ticket_id=ticket_id[:64])
     ticket, tasks, suggestions, queues = found
     current = next((t for t in reversed(tasks) if t.status in (TaskStatus.open, TaskStatus.claimed)), None)
+    left = left_to_refund(ticket.context.get("customer360"), ticket.order_id)
     # the limit the API applies: the one of the queue the task is in
     limit = authorizer.refund_limit(viewer.principal, current.queue if current else ticket.department)
     return _page(request, "ticket.html", viewer, ticket=ticket, tasks=tasks, task=current,
                  suggestions=suggestions, picture=ticket.context.get("customer360") or {},
-                 sla=ticket.context.get("sla") or {}, refundable=_refundable(ticket), refund_limit=limit,
+                 sla=ticket.context.get("sla") or {}, refundable=left[0] if left else None, refund_limit=limit,
                  queues=[q for q in queues if q != ticket.department], now=utcnow(),
                  supervisor=_supervises(authorizer, viewer.principal))
 
@@ -483,11 +462,10 @@ async def _day_figures(request: Request, departments: list[str] | None) -> dashb
 
 @router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard_page(request: Request) -> Response:
-    try:
-        viewer = await _viewer(request)
-    except _SignInNeeded:
+    signed = await _signed_in(request)
+    if signed is None:
         return _to_sign_in(request)
-    authorizer = await _refreshed_authorizer(request)
+    viewer, authorizer = signed
     departments = _supervised(authorizer, viewer.principal)
     if departments == []:
         return _page(request, "not_allowed.html", viewer, status_code=403, supervisor=False)

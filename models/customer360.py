@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field, computed_field
 
@@ -227,3 +228,17 @@ class Customer360(BaseModel):
     @property
     def delayed_shipments(self) -> list[Shipment]:
         return [s for s in self.shipments if s.is_delayed]
+
+
+def left_to_refund(picture: dict[str, Any] | None, order_id: str | None) -> tuple[Decimal, str] | None:
+    """What is left to refund on `order_id`, and its currency, by a customer 360 a case
+    gathered (kept as JSON in its context): as the order system said then. None when the
+    gather did not see that order or its total."""
+    for order in (picture or {}).get("orders") or []:
+        if order.get("id") == order_id:
+            try:
+                left = Decimal(str(order["total"])) - Decimal(str(order.get("refunded_total") or 0))
+            except (KeyError, ArithmeticError):
+                return None
+            return max(left, Decimal(0)), str(order.get("currency") or "")
+    return None

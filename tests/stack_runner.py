@@ -1,4 +1,5 @@
-"""`ticketflow up` run as a person runs it, for the tests that start, stop and kill it."""
+"""`ticketflow up` run as a person runs it, for the tests that start, stop and kill it (and
+bench/console.py, which measures it)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,19 @@ class Up:
             await asyncio.sleep(0.2)
         return self.proc.returncode
 
+    async def stop(self) -> str:
+        """Ctrl-C, then SIGKILL to the group if it has not stopped within STOP_TIMEOUT s
+        (for a run that must end either way, a benchmark's); what happened."""
+        if self.proc is None or self.proc.poll() is not None:
+            return "had already exited"
+        try:
+            code = await self.interrupt()
+        except AssertionError:
+            self.kill()
+            return "ignored Ctrl-C: killed"
+        self.kill()  # anything of the group left behind
+        return f"stopped by Ctrl-C (exit code {code})"
+
     def kill(self) -> None:
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):  # nothing left of the group
@@ -111,3 +125,7 @@ class Up:
 
     def tokens(self) -> dict[str, str]:
         return json.loads((self.data_dir / "demo-tokens.json").read_text())
+
+    def passwords(self) -> dict[str, str]:
+        """The demo sign-ins `up` printed."""
+        return json.loads((self.data_dir / "demo-passwords.json").read_text())

@@ -33,6 +33,7 @@ from api.deps import (
 )
 from models import readmodel
 from models.auth import EVERY_DEPARTMENT, AccessDecision, Principal
+from models.customer360 import left_to_refund
 from models.db import utcnow
 from models.enums import Priority
 from models.readmodel import TaskSort
@@ -189,19 +190,13 @@ def _refund_fits_the_order(refund: RefundDecision, context: dict[str, Any]) -> N
     sent, by what the order system said when the case gathered its facts (the ERP checks
     again when it refunds). An order the gather did not see is left to the ERP."""
     order_id = refund.order_id or context.get("order_id")
-    orders = ((context.get("customer360") or {}).get("orders")) or []
-    order = next((o for o in orders if o.get("id") == order_id), None)
-    if order is None:
-        return
-    try:
-        left = Decimal(str(order.get("total"))) - Decimal(str(order.get("refunded_total") or 0))
-    except ArithmeticError:
-        return
-    if refund.amount > left:
+    known = left_to_refund(context.get("customer360"), order_id)
+    if known is not None and refund.amount > known[0]:
+        left, currency = known
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{
             "loc": ["body", "refund", "amount"], "type": "value_error",
-            "msg": f"a refund of {refund.amount} is more than the {max(left, Decimal(0)):.2f} "
-                   f"{order.get('currency', '')} left to refund on order {order_id}".replace("  ", " ")}])
+            "msg": f"a refund of {refund.amount} is more than the {left:.2f} {currency} left to refund on order "
+                   f"{order_id}".replace("  ", " ")}])
 
 
 @router.post("/{task_id}/complete", response_model=TaskPublic, responses={**ACTION_ANSWERS},

@@ -89,7 +89,7 @@ def stack(tmp_path_factory) -> Iterator[Up]:
 
 @pytest.fixture(scope="module")
 def passwords(stack: Up) -> dict[str, str]:
-    return json.loads((stack.data_dir / "demo-passwords.json").read_text())
+    return stack.passwords()
 
 
 @pytest.fixture

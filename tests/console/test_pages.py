@@ -311,9 +311,10 @@ async def test_a_customer_is_told_the_console_is_for_staff(http, world, db):
 
     db.call(customer)
     await signed_in(http, name)
-    for path in ("/console/inbox", "/console/dashboard"):
+    for path, said in (("/console/inbox", "The console is for support staff"),
+                       ("/console/dashboard", "The dashboard is for supervisors")):
         r = await http.get(path)
-        assert r.status_code == 403 and ("for support staff" in r.text or "for supervisors" in r.text)
+        assert r.status_code == 403 and said in r.text, path
     assert (await http.get(f"/console/tickets/{world.ticket()}")).status_code == 404
 
 

@@ -9,7 +9,6 @@ waiting for an agent when the stack stopped is worked to resolution."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import subprocess
 import sys
@@ -89,7 +88,7 @@ async def test_up_serves_everything_stops_on_ctrl_c_and_carries_on_at_the_next_s
             # The console's address and the demo agent's and supervisor's passwords are printed,
             # and the supervisor signs in to the dashboard with hers.
             assert f"console  {up.url}/console" in up.output()
-            passwords = json.loads((up.data_dir / "demo-passwords.json").read_text())
+            passwords = up.passwords()
             for user, role in (("ana", "agent"), ("sam", "supervisor")):
                 assert re.search(rf"{user} +{re.escape(passwords[user])} +{role}", up.output()), up.output()
             signed_in = await http.post("/auth/session", json={"user": "sam", "password": passwords["sam"]})
