@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.auth import TokenVerifier
+from api.deps import REJECTED
 from api.routes import admin, agents, cases, codec, events, explain, health, tasks, tickets, webhooks
 from api.routes import faq, sessions
 from api import metrics
@@ -156,6 +157,10 @@ def create_app(settings: Settings, *, db: Database | None = None, temporal: Clie
         app.include_router(router)
     console.install(app)  # the people's pages under /console (not part of the API's schema)
     routes = [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
+    # The NUL guard (api/nul.py) may refuse any request with 422, so every route says so.
+    for route in routes:
+        if 422 not in route.responses and "422" not in route.responses:
+            route.responses[422] = REJECTED[422]
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

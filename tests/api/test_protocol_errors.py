@@ -35,6 +35,7 @@ async def test_a_nul_character_anywhere_is_a_422_saying_where_and_nothing_is_wri
             ("GET", "/agents/a%00b", None, "path"),
             ("GET", "/console/tickets/%00", None, "path"),
             ("GET", "/tasks?queue=log%00istics", None, "query"),
+            ("GET", "/healthz?probe=%00", None, "query"),
             ("POST", "/admin/departments", '{"name": "desk\\u0000"}', "body"),
             ("POST", "/admin/departments", '{"name": "desk", "description": "\\\\\\u0000"}', "body"),
         ):
@@ -48,3 +49,11 @@ async def test_a_nul_character_anywhere_is_a_422_saying_where_and_nothing_is_wri
                             headers=admin)
         assert r.status_code in (200, 201), r.text
         assert r.json()["description"] == "see \\u0000"
+
+
+def test_every_operation_declares_the_422_any_request_may_get(db):
+    """The NUL guard answers 422 on any route, so the document says so for every operation."""
+    spec = _app(db).openapi()
+    undeclared = [(method, path) for path, ops in spec["paths"].items() for method, op in ops.items()
+                  if "422" not in op["responses"]]
+    assert undeclared == []
